@@ -1,0 +1,15 @@
+from django.http import Http404
+
+
+class NotFoundOutsideScopeMixin:
+    """Objects outside the user's admin queryset 404.
+
+    Django's admin would otherwise redirect with "perhaps it was deleted",
+    which leaks nothing but is not the 404 every other view gives.
+    """
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("Not found.")
+        return obj

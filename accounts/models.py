@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+THERAPISTS_GROUP = "Therapists"
+CLINIC_ADMINS_GROUP = "Clinic admins"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """Everyone who signs in: patients, therapists and clinic admins.
+
+    Roles: a therapist is a staff user in the "Therapists" group; a clinic
+    admin is a superuser or a staff user in the "Clinic admins" group.
+    """
+
+    email = models.EmailField(_("email address"), unique=True)
+    full_name = models.CharField(_("full name"), max_length=150, blank=True)
+    is_staff = models.BooleanField(
+        _("staff status"),
+        default=False,
+        help_text=_("Therapists and clinic admins are staff; patients are not."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    EMAIL_FIELD = "email"
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>" if self.full_name else self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return (self.full_name.split(" ")[0] if self.full_name else "") or self.email
+
+    @property
+    def is_clinic_admin(self) -> bool:
+        if not (self.is_active and self.is_staff):
+            return False
+        return self.is_superuser or self._in_group(CLINIC_ADMINS_GROUP)
+
+    @property
+    def is_therapist(self) -> bool:
+        return self.is_active and self.is_staff and self._in_group(THERAPISTS_GROUP)
+
+    def _in_group(self, name: str) -> bool:
+        cache = self.__dict__.setdefault("_group_names", None)
+        if cache is None:
+            cache = set(self.groups.values_list("name", flat=True))
+            self.__dict__["_group_names"] = cache
+        return name in cache

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import TemplateView
+
+from config.health import healthz
+
+admin.site.site_header = "Back Exercise Coach: clinic"
+admin.site.site_title = "Back Exercise Coach"
+admin.site.index_title = "Patients and programs"
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

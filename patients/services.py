@@ -1,0 +1,327 @@
+"""Writes for patients and their programs. The only place that changes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from patients.models import Assignment, Patient, PhaseChange
+from patients.screening import Concern, screening_concerns
+from programs.models import ProgramTemplate
+from programs.phases import Phase, guideline_for, next_phase
+from programs.services import default_sessions_for
+
+
+class ScreeningRefusal(ValidationError):
+    """Assigning this program is unsafe for this patient without an override."""
+
+    def __init__(self, concerns: list[Concern]):
+        self.concerns = concerns
+        messages = [concern.message for concern in concerns if concern.blocking]
+        messages.append(
+            _("To assign it anyway, record your clinical reason in “Safety override reason”.")
+        )
+        super().__init__(messages, code="screening")
+
+
+def validate_sessions_per_day(*, phase: str, sessions_per_day: int) -> None:
+    guideline = guideline_for(phase)
+    if not guideline.allows(sessions_per_day):
+        raise ValidationError(
+            {
+                "sessions_per_day": _(
+                    "%(phase)s phase: sessions per day must be between %(low)d and %(high)d "
+                    "(you entered %(value)d)."
+                )
+                % {
+                    "phase": Phase(phase).label,
+                    "low": guideline.sessions_min,
+                    "high": guideline.sessions_max,
+                    "value": sessions_per_day,
+                }
+            },
+            code="sessions_out_of_range",
+        )
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Please give a reason; it is kept in the history.")})
+    return reason
+
+
+def patient_local_today(patient: Patient) -> dt.date:
+    return timezone.now().astimezone(patient.tzinfo).date()
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    email: str,
+    full_name: str,
+    therapist: User,
+    timezone_name: str = "Europe/London",
+    wake_time: dt.time = dt.time(7, 0),
+    sleep_time: dt.time = dt.time(21, 0),
+    reminders_enabled: bool = False,
+    **screening,
+) -> Patient:
+    """Create a patient account with no password; they sign in by email link."""
+    email = User.objects.normalize_email(email).strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": _("An account with this email address already exists.")})
+    user = User.objects.create_user(email=email, password=None, full_name=full_name.strip())
+    patient = Patient(
+        user=user,
+        therapist=therapist,
+        timezone=timezone_name,
+        wake_time=wake_time,
+        sleep_time=sleep_time,
+        reminders_enabled=reminders_enabled,
+        reminder_consent_at=timezone.now() if reminders_enabled else None,
+        screened_at=timezone.now() if screening else None,
+        **screening,
+    )
+    patient.full_clean(exclude=["user"])
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def assignment_create(
+    *,
+    patient: Patient,
+    template: ProgramTemplate,
+    assigned_by: User,
+    phase: str = Phase.ACUTE,
+    sessions_per_day: int | None = None,
+    override_reason: str = "",
+    reason: str = "",
+    start_date: dt.date | None = None,
+) -> Assignment:
+    """Put a patient on a program, ending any program they were on.
+
+    Refused with ``ScreeningRefusal`` when the screening makes the program
+    unsafe, unless ``override_reason`` records the therapist's reason.
+    """
+    if sessions_per_day is None:
+        sessions_per_day = default_sessions_for(template, phase)
+    validate_sessions_per_day(phase=phase, sessions_per_day=sessions_per_day)
+    concerns = screening_concerns(patient=patient, template=template)
+    override_reason = (override_reason or "").strip()
+    if any(concern.blocking for concern in concerns) and not override_reason:
+        raise ScreeningRefusal(concerns)
+    if not any(concern.blocking for concern in concerns):
+        override_reason = ""
+
+    today = start_date or patient_local_today(patient)
+    # Lock the patient row so two therapists assigning at once serialise here;
+    # the partial unique constraint is the final guard.
+    Patient.objects.select_for_update().get(pk=patient.pk)
+    for previous in Assignment.objects.filter(patient=patient, status=Assignment.Status.ACTIVE):
+        assignment_end(
+            assignment=previous,
+            ended_by=assigned_by,
+            reason=_("Replaced by %(name)s") % {"name": template.name},
+            end_date=today,
+        )
+    assignment = Assignment(
+        patient=patient,
+        template=template,
+        current_phase=phase,
+        sessions_per_day=sessions_per_day,
+        phase_started_on=today,
+        started_on=today,
+        assigned_by=assigned_by,
+        safety_override_reason=override_reason,
+    )
+    assignment.save()
+    PhaseChange.objects.create(
+        assignment=assignment,
+        kind=PhaseChange.Kind.ASSIGNED,
+        from_phase="",
+        to_phase=phase,
+        from_sessions_per_day=None,
+        to_sessions_per_day=sessions_per_day,
+        effective_on=today,
+        changed_at=timezone.now(),
+        changed_by=assigned_by,
+        reason=(reason or "").strip()
+        or (
+            _("Assigned with safety override: %(why)s") % {"why": override_reason}
+            if override_reason
+            else _("Program assigned")
+        ),
+    )
+    return assignment
+
+
+def _locked(assignment: Assignment) -> Assignment:
+    locked = Assignment.objects.select_for_update().select_related("patient").get(pk=assignment.pk)
+    if not locked.is_active:
+        raise ValidationError(_("This program has ended; assign a new one instead."))
+    return locked
+
+
+def _record_change(
+    *,
+    assignment: Assignment,
+    kind: str,
+    to_phase: str,
+    to_sessions: int,
+    changed_by: User,
+    reason: str,
+) -> Assignment:
+    today = patient_local_today(assignment.patient)
+    from_phase, from_sessions = assignment.current_phase, assignment.sessions_per_day
+    if to_phase != from_phase:
+        assignment.phase_started_on = today
+    assignment.current_phase = to_phase
+    assignment.sessions_per_day = to_sessions
+    assignment.save(
+        update_fields=["current_phase", "sessions_per_day", "phase_started_on", "updated_at"]
+    )
+    PhaseChange.objects.create(
+        assignment=assignment,
+        kind=kind,
+        from_phase=from_phase,
+        to_phase=to_phase,
+        from_sessions_per_day=from_sessions,
+        to_sessions_per_day=to_sessions,
+        effective_on=today,
+        changed_at=timezone.now(),
+        changed_by=changed_by,
+        reason=reason,
+    )
+    return assignment
+
+
+@transaction.atomic
+def assignment_advance_phase(
+    *, assignment: Assignment, changed_by: User, reason: str, sessions_per_day: int | None = None
+) -> Assignment:
+    """Move to the next phase (acute → sub-acute → recovery → maintenance)."""
+    reason = _require_reason(reason)
+    assignment = _locked(assignment)
+    target = next_phase(assignment.current_phase)
+    if target is None:
+        raise ValidationError(_("Maintenance is the last phase; there is no next phase."))
+    if sessions_per_day is None:
+        sessions_per_day = default_sessions_for(assignment.template, target)
+    validate_sessions_per_day(phase=target, sessions_per_day=sessions_per_day)
+    return _record_change(
+        assignment=assignment,
+        kind=PhaseChange.Kind.ADVANCED,
+        to_phase=target,
+        to_sessions=sessions_per_day,
+        changed_by=changed_by,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def assignment_set_phase(
+    *,
+    assignment: Assignment,
+    phase: str,
+    changed_by: User,
+    reason: str,
+    sessions_per_day: int | None = None,
+) -> Assignment:
+    """Move to any phase, for example back to acute after a flare-up."""
+    reason = _require_reason(reason)
+    assignment = _locked(assignment)
+    if sessions_per_day is None:
+        sessions_per_day = default_sessions_for(assignment.template, phase)
+    validate_sessions_per_day(phase=phase, sessions_per_day=sessions_per_day)
+    if phase == assignment.current_phase and sessions_per_day == assignment.sessions_per_day:
+        raise ValidationError(_("The patient is already in this phase at this frequency."))
+    return _record_change(
+        assignment=assignment,
+        kind=PhaseChange.Kind.PHASE_SET
+        if phase != assignment.current_phase
+        else PhaseChange.Kind.SESSIONS_SET,
+        to_phase=phase,
+        to_sessions=sessions_per_day,
+        changed_by=changed_by,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def assignment_set_sessions_per_day(
+    *, assignment: Assignment, sessions_per_day: int, changed_by: User, reason: str
+) -> Assignment:
+    reason = _require_reason(reason)
+    assignment = _locked(assignment)
+    validate_sessions_per_day(phase=assignment.current_phase, sessions_per_day=sessions_per_day)
+    if sessions_per_day == assignment.sessions_per_day:
+        raise ValidationError(
+            {"sessions_per_day": _("That is already the patient's sessions per day.")}
+        )
+    return _record_change(
+        assignment=assignment,
+        kind=PhaseChange.Kind.SESSIONS_SET,
+        to_phase=assignment.current_phase,
+        to_sessions=sessions_per_day,
+        changed_by=changed_by,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def assignment_end(
+    *, assignment: Assignment, ended_by: User, reason: str, end_date: dt.date | None = None
+) -> Assignment:
+    reason = _require_reason(reason)
+    assignment = _locked(assignment)
+    today = end_date or patient_local_today(assignment.patient)
+    assignment.status = Assignment.Status.ENDED
+    assignment.ended_on = today
+    assignment.save(update_fields=["status", "ended_on", "updated_at"])
+    PhaseChange.objects.create(
+        assignment=assignment,
+        kind=PhaseChange.Kind.ENDED,
+        from_phase=assignment.current_phase,
+        to_phase=assignment.current_phase,
+        from_sessions_per_day=assignment.sessions_per_day,
+        to_sessions_per_day=assignment.sessions_per_day,
+        effective_on=today,
+        changed_at=timezone.now(),
+        changed_by=ended_by,
+        reason=reason,
+    )
+    return assignment
+
+
+SCREENING_FIELDS = (
+    "is_pregnant",
+    "spinal_stenosis",
+    "spinal_arthritis_or_facet",
+    "red_flag_bladder",
+    "red_flag_bowel",
+    "red_flag_saddle_numbness",
+    "red_flag_leg_weakness",
+)
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, changed_fields: list[str]) -> Patient:
+    """Save profile edits made on ``patient``, stamping screening and consent times."""
+    now = timezone.now()
+    update_fields = set(changed_fields)
+    if update_fields & set(SCREENING_FIELDS):
+        patient.screened_at = now
+        update_fields.add("screened_at")
+    if "reminders_enabled" in update_fields:
+        patient.reminder_consent_at = now if patient.reminders_enabled else None
+        update_fields.add("reminder_consent_at")
+    patient.full_clean(exclude=["user"])
+    patient.save(update_fields=[*sorted(update_fields), "updated_at"])
+    return patient

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SymptomsConfig(AppConfig):
+    name = "symptoms"
+    verbose_name = "Symptoms and adherence"
