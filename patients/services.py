@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from patients.models import Assignment, Patient, PhaseChange
 from patients.screening import Concern, screening_concerns
+from patients.signals import schedule_changed
 from programs.models import ProgramTemplate
 from programs.phases import Phase, guideline_for, next_phase
 from programs.services import default_sessions_for
@@ -54,6 +55,18 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise ValidationError({"reason": _("Please give a reason; it is kept in the history.")})
     return reason
+
+
+SCHEDULE_FIELDS = frozenset(
+    {"timezone", "wake_time", "sleep_time", "reminders_enabled", "reminders_paused_until"}
+)
+
+
+def _announce_schedule_change(patient: Patient) -> None:
+    """Tell listeners (the reminder planner) once this transaction commits."""
+    transaction.on_commit(
+        lambda: schedule_changed.send(sender=Patient, patient=patient), robust=True
+    )
 
 
 def patient_local_today(patient: Patient) -> dt.date:
@@ -159,6 +172,7 @@ def assignment_create(
             else _("Program assigned")
         ),
     )
+    _announce_schedule_change(patient)
     return assignment
 
 
@@ -199,6 +213,7 @@ def _record_change(
         changed_by=changed_by,
         reason=reason,
     )
+    _announce_schedule_change(assignment.patient)
     return assignment
 
 
@@ -297,6 +312,7 @@ def assignment_end(
         changed_by=ended_by,
         reason=reason,
     )
+    _announce_schedule_change(assignment.patient)
     return assignment
 
 
@@ -324,4 +340,6 @@ def patient_update(*, patient: Patient, changed_fields: list[str]) -> Patient:
         update_fields.add("reminder_consent_at")
     patient.full_clean(exclude=["user"])
     patient.save(update_fields=[*sorted(update_fields), "updated_at"])
+    if update_fields & SCHEDULE_FIELDS:
+        _announce_schedule_change(patient)
     return patient

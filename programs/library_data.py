@@ -151,7 +151,7 @@ EXERCISES: list[dict] = [
             "Let your arms do the lifting. Your back stays loose and floppy.",
             "Try to go a little higher each time, if it feels all right.",
             "Rest your toes on the floor, pointing back. It helps keep your hips down.",
-            "If you feel a pinch in your back, do not push up as high.",
+            "If you feel a pinch or more pain, push up less far, or go back to the elbow version.",
             "To get up after: push up once more, bring one knee forward, then the other.",
         ],
         "common_mistakes": [
@@ -161,7 +161,7 @@ EXERCISES: list[dict] = [
             "Holding your breath.",
         ],
         "precautions": [
-            _STOP_IF_SPREADS + " Go back to the elbow version.",
+            _STOP_IF_SPREADS,
             _NOT_IN_PREGNANCY,
             _STENOSIS,
             _FACET,
@@ -200,6 +200,7 @@ EXERCISES: list[dict] = [
             "Keep your bottom and back muscles relaxed.",
             "Tip your head back only a little. Do not strain your neck.",
             "Keep breathing the whole time.",
+            "If this hurts more, go back to the ordinary press-up.",
         ],
         "common_mistakes": [
             "Letting your hips lift off the floor.",
@@ -208,7 +209,7 @@ EXERCISES: list[dict] = [
             "Holding your breath.",
         ],
         "precautions": [
-            _STOP_IF_SPREADS + " Go back to the ordinary press-up.",
+            _STOP_IF_SPREADS,
             _NOT_IN_PREGNANCY,
             _STENOSIS,
             _FACET,

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from patients.models import Assignment, Patient
+from programs.phases import Phase
+
+
+class PainLocation(models.TextChoices):
+    """Where the pain reaches, nearest the spine first.
+
+    The order matters: a move down this list is peripheralisation (worse),
+    a move up it is centralisation (a good sign).
+    """
+
+    NONE = "none", _("No pain")
+    BACK_CENTRE = "back_centre", _("Low back, in the middle")
+    BACK_SIDE = "back_side", _("Low back, one side")
+    BUTTOCK = "buttock", _("Buttock")
+    THIGH = "thigh", _("Thigh")
+    BELOW_KNEE = "below_knee", _("Below the knee or in the foot")
+
+
+LOCATION_RANK: dict[str, int] = {value: rank for rank, value in enumerate(PainLocation.values)}
+
+
+class SessionSource(models.TextChoices):
+    APP = "app", _("Logged in the app")
+    GUIDED = "guided", _("After a guided session")
+    EMAIL = "email", _("From a reminder email")
+
+
+class SessionLog(models.Model):
+    """One exercise session a patient did, on their own local date."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="sessions")
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.PROTECT, related_name="sessions", null=True, blank=True
+    )
+    local_date = models.DateField(help_text=_("The patient's own calendar date."))
+    logged_at = models.DateTimeField()
+    phase = models.CharField(max_length=20, choices=Phase.choices)
+    sessions_prescribed = models.PositiveSmallIntegerField(
+        help_text=_("Sessions per day prescribed when it was logged.")
+    )
+    reps_done = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=SessionSource.choices, default="app")
+    idempotency_key = models.UUIDField(
+        help_text=_("From the form or link; a replay with the same key logs nothing new.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-logged_at"]
+        indexes = [
+            # Sessions done today (Today page, reminder skip check, adherence).
+            models.Index(fields=["patient", "local_date"], name="session_patient_date_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "idempotency_key"], name="session_idempotency_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(phase__in=Phase.values), name="session_phase_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=SessionSource.values), name="session_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} session on {self.local_date}"
+
+
+class PainTrend(models.TextChoices):
+    FIRST = "first", _("First report")
+    CENTRALISING = "centralising", _("Centralising (moving toward the spine)")
+    UNCHANGED = "unchanged", _("Unchanged")
+    PERIPHERALISING = "peripheralising", _("Peripheralising (spreading down the leg)")
+
+
+class PainReport(models.Model):
+    """A 0-10 pain score and how far the pain reaches, usually with a session."""
+
+    Trend = PainTrend
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="pain_reports")
+    session = models.OneToOneField(
+        SessionLog, on_delete=models.CASCADE, null=True, blank=True, related_name="pain"
+    )
+    reported_at = models.DateTimeField()
+    local_date = models.DateField()
+    score = models.PositiveSmallIntegerField()
+    location = models.CharField(max_length=20, choices=PainLocation.choices)
+    trend = models.CharField(max_length=20, choices=Trend.choices, default=Trend.FIRST)
+    note = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ["-reported_at"]
+        indexes = [
+            models.Index(fields=["patient", "reported_at"], name="pain_patient_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(score__gte=0, score__lte=10), name="pain_score_0_to_10"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(location__in=PainLocation.values), name="pain_location_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(trend__in=PainTrend.values), name="pain_trend_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient}: {self.score}/10, {self.get_location_display()}"
+
+    @property
+    def location_rank(self) -> int:
+        return LOCATION_RANK[self.location]
+
+
+class RedFlagAction(models.TextChoices):
+    EMERGENCY = "emergency", _("Go to the emergency room now")
+    CALL_DOCTOR = "call_doctor", _("Call a doctor today")
+
+
+class RedFlagReport(models.Model):
+    """A patient's report of a warning sign. Bladder/bowel: emergency now."""
+
+    Action = RedFlagAction
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="red_flags")
+    reported_at = models.DateTimeField()
+    bladder = models.BooleanField(_("loss of bladder control"), default=False)
+    bowel = models.BooleanField(_("loss of bowel control"), default=False)
+    saddle_numbness = models.BooleanField(_("numbness in the groin or saddle area"), default=False)
+    leg_weakness = models.BooleanField(_("severe leg weakness"), default=False)
+    action = models.CharField(max_length=20, choices=Action.choices)
+
+    class Meta:
+        ordering = ["-reported_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(bladder=True)
+                | models.Q(bowel=True)
+                | models.Q(saddle_numbness=True)
+                | models.Q(leg_weakness=True),
+                name="redflag_has_a_sign",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(action__in=RedFlagAction.values), name="redflag_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient}: {self.get_action_display()} ({self.reported_at:%Y-%m-%d %H:%M})"
+
+
+class AlertKind(models.TextChoices):
+    RED_FLAG = "red_flag", _("Red flag reported")
+    PERIPHERALISING = "peripheralising", _("Pain spreading down the leg")
+    HIGH_PAIN = "high_pain", _("Pain score 8 or more")
+    PAIN_RISING = "pain_rising", _("Pain up 2+ points over 3 days")
+    NO_IMPROVEMENT = "no_improvement", _("No improvement after 14 days")
+    NO_SESSIONS = "no_sessions", _("No sessions for 3 days")
+    TOO_MANY_REPS = "too_many_reps", _("More than 100 reps in a day")
+    PHASE_OVERDUE = "phase_overdue", _("Phase past its typical duration")
+
+
+class AlertSeverity(models.TextChoices):
+    URGENT = "urgent", _("Urgent")
+    ROUTINE = "routine", _("Routine")
+
+
+class Alert(models.Model):
+    """Something a therapist should look at, stored once per condition and period."""
+
+    Kind = AlertKind
+
+    Severity = AlertSeverity
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="alerts"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    period_key = models.CharField(
+        max_length=40,
+        help_text=_("What makes this alert distinct, e.g. the local date or a report id."),
+    )
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Open alerts per therapist (review page, digest).
+            models.Index(
+                fields=["therapist", "created_at"],
+                condition=models.Q(acknowledged_at__isnull=True),
+                name="alert_open_by_therapist_idx",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "kind", "period_key"], name="alert_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AlertKind.values), name="alert_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(severity__in=AlertSeverity.values), name="alert_severity_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.patient}"
