@@ -1,6 +1,5 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path
 
 from config.health import healthz
 
@@ -9,7 +8,10 @@ admin.site.site_title = "Back Exercise Coach"
 admin.site.index_title = "Patients and programs"
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Patient-facing pages (sign-in, today, guided session, log, progress, settings).
+    path("", include("patients.urls")),
+    # Reminder email endpoints (one-click unsubscribe).
+    path("reminders/", include("reminders.urls")),
 ]

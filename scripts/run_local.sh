@@ -26,9 +26,10 @@ if ! "$PY" -c 'import django; django.setup(); from django.conf import settings; 
     "$PY" manage.py collectstatic --noinput --verbosity 0
 fi
 
-# Each process runs in its own process group (job control on), so stopping
-# it also stops what it forked: runserver's autoreloader child, the worker's
-# pool processes.
+# Each process runs in its own process group (job control on). Stopping sends
+# SIGTERM to each process (Celery's worker then shuts its pool down warmly,
+# runserver's autoreloader stops its child) and, should anything in a group
+# still be alive after 10 s, SIGKILL to the whole group.
 set -m
 pgids=()
 stopping=0
@@ -42,9 +43,8 @@ stop_all() {
     echo "== Stopping web, worker and beat"
     local pgid
     for pgid in "${pgids[@]}"; do
-        kill -TERM -- "-$pgid" 2>/dev/null || true
+        kill -TERM "$pgid" 2>/dev/null || true
     done
-    # Give the Celery worker a few seconds for a warm shutdown, then insist.
     for _ in $(seq 1 50); do
         local alive=0
         for pgid in "${pgids[@]}"; do

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "programs",
     "patients",
     "symptoms",
+    "reminders",
 ]
 
 MIDDLEWARE = [

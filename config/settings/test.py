@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import DATABASES
+from .base import DATABASES, VAR_DIR
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnop"
@@ -14,9 +14,22 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if not os.environ.get("DATABASE_URL"):
-    DATABASES["default"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    # A file, not ":memory:", so a real Celery worker or live server process
+    # started by a test can open the same test database.
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "test-default.sqlite3"),
+        "OPTIONS": {"timeout": 20},
+        "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+    }
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # Static files come from the finders in tests (live_server serves them); no
 # collectstatic run is needed, so WhiteNoise has nothing to do here.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+
+# Unit tests run Celery tasks inline. This is not a test of Celery: the
+# reminder integration tests switch it off and run a real worker and broker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
