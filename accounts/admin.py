@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.models import User, is_clinic_admin
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -55,18 +55,18 @@ class UserAdmin(BaseUserAdmin):
     filter_horizontal = ["groups"]
 
     def has_module_permission(self, request) -> bool:
-        return request.user.is_clinic_admin
+        return is_clinic_admin(request.user)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.is_clinic_admin
+        return is_clinic_admin(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
-        return request.user.is_clinic_admin
+        return is_clinic_admin(request.user)
 
     def has_add_permission(self, request) -> bool:
-        return request.user.is_clinic_admin
+        return is_clinic_admin(request.user)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser

@@ -98,3 +98,8 @@ class User(AbstractBaseUser, PermissionsMixin):
             cache = set(self.groups.values_list("name", flat=True))
             self.__dict__["_group_names"] = cache
         return name in cache
+
+
+def is_clinic_admin(user) -> bool:
+    """Safe for AnonymousUser too (the admin login page asks)."""
+    return bool(getattr(user, "is_clinic_admin", False))

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin
+from accounts.models import is_clinic_admin
 from patients import services
 from patients.forms import (
     AdjustProgramForm,
@@ -186,14 +187,14 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
-        if request.user.is_clinic_admin:
+        if is_clinic_admin(request.user):
             filters.insert(0, "therapist")
         return filters
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "therapist":
             kwargs["queryset"] = therapist_choices(request.user)
-            if not request.user.is_clinic_admin:
+            if not is_clinic_admin(request.user):
                 kwargs["initial"] = request.user.pk
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -209,7 +210,7 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
         return [] if obj is None else self.readonly_fields
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_clinic_admin and super().has_delete_permission(request, obj)
+        return is_clinic_admin(request.user) and super().has_delete_permission(request, obj)
 
     # --- saving through services -----------------------------------------------
 
@@ -498,7 +499,7 @@ class AssignmentAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_clinic_admin and super().has_delete_permission(request, obj)
+        return is_clinic_admin(request.user) and super().has_delete_permission(request, obj)
 
     @admin.display(description=_("manage"))
     def manage(self, obj: Assignment) -> str:

@@ -7,7 +7,7 @@ import zoneinfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import THERAPISTS_GROUP, User
+from accounts.models import THERAPISTS_GROUP, User, is_clinic_admin
 from patients.models import Patient
 from programs.models import ProgramTemplate
 from programs.phases import GUIDELINES, Phase
@@ -22,7 +22,7 @@ SESSIONS_HELP = _(
 
 def therapist_choices(user: User):
     """Who a patient may be assigned to: yourself, or any therapist for clinic admins."""
-    if user.is_clinic_admin:
+    if is_clinic_admin(user):
         return User.objects.filter(is_staff=True, is_active=True, groups__name=THERAPISTS_GROUP)
     return User.objects.filter(pk=user.pk)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
-from accounts.models import User
+from accounts.models import User, is_clinic_admin
 from patients.models import Assignment, Patient, PhaseChange
 
 
@@ -14,7 +14,7 @@ def patients_for_staff(user: User) -> QuerySet[Patient]:
     patients = Patient.objects.select_related("user", "therapist")
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return patients.none()
-    if user.is_clinic_admin:
+    if is_clinic_admin(user):
         return patients
     return patients.filter(therapist=user)
 
@@ -25,7 +25,7 @@ def assignments_for_staff(user: User) -> QuerySet[Assignment]:
     )
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return assignments.none()
-    if user.is_clinic_admin:
+    if is_clinic_admin(user):
         return assignments
     return assignments.filter(patient__therapist=user)
 

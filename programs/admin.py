@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin
+from accounts.models import is_clinic_admin
 from programs.models import Exercise, PrescribedExercise, ProgramTemplate, TemplatePhase
 from programs.phases import guideline_for
 from programs.selectors import template_visible_to
@@ -86,14 +87,14 @@ class OwnTemplateMixin:
     def has_change_permission(self, request, obj=None) -> bool:
         if not super().has_change_permission(request, obj):
             return False
-        if obj is None or request.user.is_clinic_admin:
+        if obj is None or is_clinic_admin(request.user):
             return True
         return self._template_of(obj).owner_id == request.user.pk
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if not super().has_delete_permission(request, obj):
             return False
-        if obj is None or request.user.is_clinic_admin:
+        if obj is None or is_clinic_admin(request.user):
             return True
         return self._template_of(obj).owner_id == request.user.pk
 
@@ -129,12 +130,12 @@ class ProgramTemplateAdmin(NotFoundOutsideScopeMixin, OwnTemplateMixin, admin.Mo
         return template_visible_to(request.user).select_related("owner")
 
     def get_readonly_fields(self, request, obj=None):
-        if request.user.is_clinic_admin:
+        if is_clinic_admin(request.user):
             return []
         return ["owner", "is_builtin"]
 
     def save_model(self, request, obj, form, change):
-        if not change and not request.user.is_clinic_admin:
+        if not change and not is_clinic_admin(request.user):
             obj.owner = request.user
             obj.is_builtin = False
         super().save_model(request, obj, form, change)
@@ -173,7 +174,7 @@ class TemplatePhaseAdmin(NotFoundOutsideScopeMixin, OwnTemplateMixin, admin.Mode
         ).select_related("template")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "template" and not request.user.is_clinic_admin:
+        if db_field.name == "template" and not is_clinic_admin(request.user):
             kwargs["queryset"] = ProgramTemplate.objects.filter(owner=request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from accounts.models import is_clinic_admin
 from programs.models import Exercise, PrescribedExercise, ProgramTemplate
 
 
 def template_visible_to(user) -> QuerySet[ProgramTemplate]:
     """Clinic-wide templates plus the user's own copies (all, for clinic admins)."""
     templates = ProgramTemplate.objects.all()
-    if getattr(user, "is_clinic_admin", False):
+    if is_clinic_admin(user):
         return templates
     return templates.filter(Q(owner__isnull=True) | Q(owner=user))
 

@@ -121,7 +121,7 @@ LOGIN_URL = "admin:login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "UTC"
+TIME_ZONE = env("TIME_ZONE", "UTC")  # the clinic's zone, for staff pages
 USE_I18N = True
 USE_TZ = True
 

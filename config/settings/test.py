@@ -20,7 +20,7 @@ if not os.environ.get("DATABASE_URL"):
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(VAR_DIR / "test-default.sqlite3"),
         "OPTIONS": {"timeout": 20},
-        "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+        "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
     }
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES["default"]["CONN_MAX_AGE"] = 0
