@@ -15,14 +15,21 @@ export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.local}
 var_dir=${VAR_DIR:-var}
 mkdir -p "$var_dir"
 
-echo "== Preparing the database (${DATABASE_URL:+PostgreSQL via DATABASE_URL}${DATABASE_URL:-SQLite in $var_dir/})"
+if [ -n "${DATABASE_URL:-}" ]; then db="the database in DATABASE_URL"; else db="SQLite in $var_dir/"; fi
+if [ -n "${CELERY_BROKER_URL:-}" ]; then broker="the broker in CELERY_BROKER_URL"
+elif [ -n "${REDIS_URL:-}" ]; then broker="Redis in REDIS_URL"
+else broker="kombu's file broker in $var_dir/broker/"; fi
+echo "== Preparing $db (Celery: $broker)"
 "$PY" manage.py migrate --noinput
 "$PY" manage.py load_library
-logins=$("$PY" manage.py seed_demo)
-echo "$logins"
-# runserver serves static files through WhiteNoise's finders while DEBUG is on;
-# collected files are needed only when it is off.
-if ! "$PY" -c 'import django; django.setup(); from django.conf import settings; raise SystemExit(0 if settings.DEBUG else 1)'; then
+if "$PY" -c 'import django; django.setup(); from django.conf import settings; raise SystemExit(0 if settings.DEBUG else 1)'; then
+    logins=$("$PY" manage.py seed_demo)
+    echo "$logins"
+else
+    # Demo logins have a public password: seed_demo refuses without DEBUG.
+    # Without DEBUG, runserver also needs the collected static files
+    # (with DEBUG, WhiteNoise serves them straight from the app folders).
+    logins="  (DEBUG is off: no demo logins were created)"
     "$PY" manage.py collectstatic --noinput --verbosity 0
 fi
 
@@ -76,7 +83,7 @@ cat <<MSG
 ================================================================
  Back Exercise Coach is running: http://127.0.0.1:$PORT/admin/
  Logins (password demo-pass-2026):
-$(echo "$logins" | grep '@' || true)
+$(echo "$logins" | grep -e '@' -e 'DEBUG is off' || true)
  Processes: web (runserver), Celery worker, Celery beat.
  Press Ctrl-C to stop all of them.
 ================================================================
