@@ -103,3 +103,21 @@ class User(AbstractBaseUser, PermissionsMixin):
 def is_clinic_admin(user) -> bool:
     """Safe for AnonymousUser too (the admin login page asks)."""
     return bool(getattr(user, "is_clinic_admin", False))
+
+
+class SignInFailure(models.Model):
+    """One failed password sign-in, for throttling (see accounts.throttling)."""
+
+    email = models.CharField(max_length=254)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # accounts.throttling.sign_in_throttle_state: recent failures by account / by IP.
+            models.Index(fields=["email", "at"], name="signin_failure_email_idx"),
+            models.Index(fields=["ip", "at"], name="signin_failure_ip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} from {self.ip} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.forms import ThrottledAdminAuthenticationForm
 from config.health import healthz
 
 admin.site.site_header = "Back Exercise Coach: clinic"
 admin.site.site_title = "Back Exercise Coach"
 admin.site.index_title = "Patients and programs"
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

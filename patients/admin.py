@@ -19,6 +19,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin
 from accounts.models import is_clinic_admin
+from audit.admin_mixins import AuditedAdminMixin
+from audit.models import AuditAction
+from audit.services import audit_record
 from patients import services
 from patients.forms import (
     AdjustProgramForm,
@@ -94,7 +97,7 @@ class ActiveProgramFilter(admin.SimpleListFilter):
 
 
 @admin.register(Patient)
-class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
+class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmin):
     form = PatientAdminForm
     add_form = PatientAddForm
     list_display = [
@@ -310,11 +313,27 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def audit_patient(self, obj: Patient) -> Patient:
+        return obj
+
     def _patient_for_action(self, request: HttpRequest, pk: int) -> Patient:
         patient = patient_get_for_staff(request.user, pk)
         if not self.has_change_permission(request, patient):
             raise PermissionDenied
+        if request.method == "GET":
+            audit_record(request=request, action=AuditAction.VIEW, patient=patient, obj=patient)
         return patient
+
+    def _done(self, request: HttpRequest, patient: Patient, what: str) -> HttpResponseRedirect:
+        """After a successful program change: audit it and go back to the patient."""
+        audit_record(
+            request=request,
+            action=AuditAction.CHANGE,
+            patient=patient,
+            obj=patient,
+            detail={"program": what},
+        )
+        return self._back(patient)
 
     def _render_action(self, request, patient, form, title, submit, extra=None) -> HttpResponse:
         context = {
@@ -362,7 +381,7 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
                     % {"template": data["template"].name, "patient": patient},
                     messages.SUCCESS,
                 )
-                return self._back(patient)
+                return self._done(request, patient, "assigned")
         return self._render_action(
             request,
             patient,
@@ -397,7 +416,7 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
                 _form_errors_from(form, error)
             else:
                 self.message_user(request, _("Moved to the next phase."), messages.SUCCESS)
-                return self._back(patient)
+                return self._done(request, patient, "advanced")
         return self._render_action(
             request,
             patient,
@@ -441,7 +460,7 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
                 _form_errors_from(form, error)
             else:
                 self.message_user(request, _("Program updated."), messages.SUCCESS)
-                return self._back(patient)
+                return self._done(request, patient, "adjusted")
         return self._render_action(
             request, patient, form, _("Change phase or sessions per day"), _("Save change")
         )
@@ -457,12 +476,12 @@ class PatientAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
                 assignment=assignment, ended_by=request.user, reason=form.cleaned_data["reason"]
             )
             self.message_user(request, _("Program ended."), messages.SUCCESS)
-            return self._back(patient)
+            return self._done(request, patient, "ended")
         return self._render_action(request, patient, form, _("End the program"), _("End program"))
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
+class AssignmentAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmin):
     list_display = [
         "patient",
         "template",
@@ -521,6 +540,13 @@ class AssignmentAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
                         reason=form.cleaned_data["reason"],
                     )
                     moved += 1
+                    audit_record(
+                        request=request,
+                        action=AuditAction.CHANGE,
+                        patient=assignment.patient,
+                        obj=assignment,
+                        detail={"program": "advanced"},
+                    )
                 except ValidationError as error:
                     problems.append(f"{assignment.patient}: {' '.join(error.messages)}")
             if moved:

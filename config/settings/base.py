@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "patients",
     "symptoms",
     "reminders",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +119,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "patients:signin"
 LOGIN_REDIRECT_URL = "patients:today"
+
+# Password sign-in cool-off (accounts.throttling): failures per window.
+SIGN_IN_THROTTLE_WINDOW_MINUTES = int(env("SIGN_IN_THROTTLE_WINDOW_MINUTES", "15"))
+SIGN_IN_THROTTLE_PER_ACCOUNT = int(env("SIGN_IN_THROTTLE_PER_ACCOUNT", "5"))
+SIGN_IN_THROTTLE_PER_IP = int(env("SIGN_IN_THROTTLE_PER_IP", "20"))
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English")]
