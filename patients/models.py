@@ -228,3 +228,57 @@ class PhaseChange(models.Model):
     def __str__(self) -> str:
         source = self.get_from_phase_display() or "—"
         return f"{source} → {self.get_to_phase_display()} ({self.changed_at:%Y-%m-%d})"
+
+
+class LoginLink(models.Model):
+    """A single-use sign-in link sent by email. Only a hash of the token is kept.
+
+    Written by ``patients.services.login_link_create`` and spent (at most once,
+    by a conditional UPDATE) by ``patients.services.login_link_redeem``.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_links"
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    next_url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    requested_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="loginlink_user_time_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="loginlink_expires_after_created",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "used" if self.used_at else "unused"
+        return f"Sign-in link for {self.user} ({state}, {self.created_at:%Y-%m-%d %H:%M})"
+
+
+class SignInRequest(models.Model):
+    """Every request for a sign-in link, known address or not: the rate limit's ledger.
+
+    The address is kept only as a SHA-256 hash. Counted by
+    ``patients.services.login_link_request`` per address and per IP.
+    """
+
+    email_hash = models.CharField(max_length=64)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["email_hash", "created_at"], name="signinrequest_email_idx"),
+            models.Index(fields=["ip", "created_at"], name="signinrequest_ip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sign-in request at {self.created_at:%Y-%m-%d %H:%M} from {self.ip or '?'}"

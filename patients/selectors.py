@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
@@ -55,3 +57,30 @@ def patient_history(patient: Patient) -> QuerySet[PhaseChange]:
         .select_related("assignment__template", "changed_by")
         .order_by("-changed_at", "-id")
     )
+
+
+# --- Reads for the patient's own pages ------------------------------------
+
+
+def patient_for_user(user: User) -> Patient | None:
+    """The signed-in user's own patient profile, or None (staff, anonymous)."""
+    if not user.is_authenticated:
+        return None
+    return Patient.objects.filter(user=user).select_related("user").first()
+
+
+def patient_current_assignment(patient: Patient) -> Assignment | None:
+    """The active program with its template: one query, no history."""
+    return (
+        Assignment.objects.filter(patient=patient, status=Assignment.Status.ACTIVE)
+        .select_related("template")
+        .first()
+    )
+
+
+def reminder_times_today(patient: Patient) -> list[dt.time]:
+    """Today's reminder times, local wall-clock, for the settings page.
+
+    A placeholder: the reminders app wires this to its planned slots.
+    """
+    return []

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from patients.models import Assignment, Patient, PhaseChange
+from patients.models import Assignment, LoginLink, Patient, PhaseChange, SignInRequest
 from patients.screening import Concern, screening_concerns
 from patients.signals import schedule_changed
 from programs.models import ProgramTemplate
@@ -103,6 +110,7 @@ def patient_create(
     )
     patient.full_clean(exclude=["user"])
     patient.save()
+    transaction.on_commit(lambda: patient_send_welcome(patient=patient), robust=True)
     return patient
 
 
@@ -343,3 +351,156 @@ def patient_update(*, patient: Patient, changed_fields: list[str]) -> Patient:
     if update_fields & SCHEDULE_FIELDS:
         _announce_schedule_change(patient)
     return patient
+
+
+# --- Sign-in links --------------------------------------------------------
+
+LOGIN_LINK_LIFETIME = dt.timedelta(minutes=15)
+# Rate limits for asking for a link, counted whether or not the address exists
+# so that the answer never tells anyone who has an account.
+SIGNIN_LIMIT_PER_EMAIL = 3
+SIGNIN_LIMIT_PER_EMAIL_WINDOW = dt.timedelta(minutes=15)
+SIGNIN_LIMIT_PER_IP = 20
+SIGNIN_LIMIT_PER_IP_WINDOW = dt.timedelta(hours=1)
+
+
+class SignInRateLimited(Exception):
+    """Too many sign-in links asked for, from this address or this network."""
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _email_hash(email: str) -> str:
+    return _sha256(User.objects.normalize_email(email).strip().lower())
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    link: LoginLink
+    token: str
+
+    @property
+    def url(self) -> str:
+        return absolute_url(reverse("patients:signin_link", kwargs={"token": self.token}))
+
+
+def login_link_create(
+    *, user: User, requested_ip: str | None = None, next_url: str = ""
+) -> IssuedLink:
+    """A fresh single-use link for ``user``. The token itself is never stored."""
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    link = LoginLink.objects.create(
+        user=user,
+        token_hash=_sha256(token),
+        next_url=next_url[:500],
+        created_at=now,
+        expires_at=now + LOGIN_LINK_LIFETIME,
+        requested_ip=requested_ip or None,
+    )
+    return IssuedLink(link=link, token=token)
+
+
+def login_link_peek(*, token: str) -> LoginLink | None:
+    """The unused, unexpired link for this token, without spending it."""
+    return (
+        LoginLink.objects.filter(
+            token_hash=_sha256(token), used_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .select_related("user")
+        .first()
+    )
+
+
+@transaction.atomic
+def login_link_redeem(*, token: str) -> LoginLink | None:
+    """Spend a link: it signs in exactly once, and only before it expires.
+
+    The conditional UPDATE changes one row at most, so two clicks racing each
+    other cannot both succeed.
+    """
+    now = timezone.now()
+    spent = LoginLink.objects.filter(
+        token_hash=_sha256(token), used_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now)
+    if spent != 1:
+        return None
+    link = LoginLink.objects.select_related("user").get(token_hash=_sha256(token))
+    if not link.user.is_active:
+        return None
+    return link
+
+
+def _send_link_email(
+    *, user: User, issued: IssuedLink, template: str, subject: str, extra: dict | None = None
+) -> None:
+    context = {
+        "user": user,
+        "link_url": issued.url,
+        "signin_url": absolute_url(reverse("patients:signin")),
+        "minutes": int(LOGIN_LINK_LIFETIME.total_seconds() // 60),
+        **(extra or {}),
+    }
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"patients/email/{template}.txt", context),
+        to=[user.email],
+    )
+    message.attach_alternative(
+        render_to_string(f"patients/email/{template}.html", context), "text/html"
+    )
+    message.send()
+
+
+@transaction.atomic
+def login_link_request(*, email: str, ip: str | None, next_url: str = "") -> None:
+    """Email a sign-in link to ``email`` if it belongs to an active account.
+
+    Raises ``SignInRateLimited`` when this address or this IP asked too often.
+    Otherwise behaves the same whether or not the address is known.
+    """
+    now = timezone.now()
+    email_hash = _email_hash(email)
+    recent_for_email = SignInRequest.objects.filter(
+        email_hash=email_hash, created_at__gt=now - SIGNIN_LIMIT_PER_EMAIL_WINDOW
+    ).count()
+    recent_for_ip = (
+        SignInRequest.objects.filter(ip=ip, created_at__gt=now - SIGNIN_LIMIT_PER_IP_WINDOW).count()
+        if ip
+        else 0
+    )
+    if recent_for_email >= SIGNIN_LIMIT_PER_EMAIL or recent_for_ip >= SIGNIN_LIMIT_PER_IP:
+        raise SignInRateLimited
+    SignInRequest.objects.create(email_hash=email_hash, ip=ip or None, created_at=now)
+    user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+    if user is None:
+        return
+    issued = login_link_create(user=user, requested_ip=ip, next_url=next_url)
+    transaction.on_commit(
+        lambda: _send_link_email(
+            user=user,
+            issued=issued,
+            template="signin_link",
+            subject=_("Your sign-in link for Back Exercise Coach"),
+        ),
+        robust=True,
+    )
+
+
+def patient_send_welcome(*, patient: Patient) -> None:
+    """The welcome email a new patient gets, with a sign-in link."""
+    user = patient.user
+    issued = login_link_create(user=user)
+    _send_link_email(
+        user=user,
+        issued=issued,
+        template="welcome",
+        subject=_("Welcome to Back Exercise Coach"),
+        extra={"therapist": patient.therapist},
+    )

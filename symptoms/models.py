@@ -98,6 +98,12 @@ class PainReport(models.Model):
     score = models.PositiveSmallIntegerField()
     location = models.CharField(max_length=20, choices=PainLocation.choices)
     trend = models.CharField(max_length=20, choices=Trend.choices, default=Trend.FIRST)
+    # The patient's report before this one, copied so feedback can be shown
+    # again (a replayed form) without searching the history.
+    previous_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    previous_location = models.CharField(
+        max_length=20, choices=PainLocation.choices, blank=True, default=""
+    )
     note = models.TextField(blank=True, max_length=2000)
 
     class Meta:

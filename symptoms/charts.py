@@ -1,0 +1,377 @@
+"""Progress charts as server-rendered SVG, each with a plain-words summary.
+
+No JavaScript and no inline styles: colours are SVG presentation attributes,
+so a strict Content-Security-Policy is fine. Every chart carries <title> and
+<desc>; the summary sentence beside it says the same thing for screen readers
+and for anyone who would rather read than look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.formats import date_format
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from symptoms.models import LOCATION_RANK, PainLocation
+from symptoms.selectors import DayProgress
+
+WIDTH = 360
+LEFT = 34  # room for the y-axis labels
+RIGHT = 10
+INK = "#1f3a5f"
+GRID = "#c9d3df"
+MUTED = "#5b6b7f"
+PAIN = "#b3261e"
+DONE = "#1f6f50"
+PRESCRIBED = "#dfe7ef"
+
+
+def short_location_labels() -> dict[str, str]:
+    """Short row labels for the location chart (translated at call time)."""
+    return {
+        PainLocation.NONE: _("No pain"),
+        PainLocation.BACK_CENTRE: _("Back, middle"),
+        PainLocation.BACK_SIDE: _("Back, side"),
+        PainLocation.BUTTOCK: _("Buttock"),
+        PainLocation.THIGH: _("Thigh"),
+        PainLocation.BELOW_KNEE: _("Below knee"),
+    }
+
+
+@dataclass(frozen=True)
+class Chart:
+    svg: SafeString
+    summary: str
+
+
+def _x(index: int, count: int, left: int = LEFT) -> float:
+    span = WIDTH - left - RIGHT
+    if count <= 1:
+        return left + span / 2
+    return round(left + span * index / (count - 1), 1)
+
+
+def _svg(*, height: int, title: str, desc: str, body: Sequence[str], ident: str) -> SafeString:
+    return mark_safe(  # noqa: S308 - every dynamic value below is escaped
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-labelledby="{ident}-title {ident}-desc" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="{ident}-title">{escape(title)}</title>'
+        f'<desc id="{ident}-desc">{escape(desc)}</desc>' + "".join(body) + "</svg>"
+    )
+
+
+def _day_label(day) -> str:
+    return date_format(day, "j M")
+
+
+def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
+    """First and last date under the chart."""
+    if not days:
+        return []
+    parts = [
+        format_html(
+            '<text x="{}" y="{}" font-size="13" fill="{}">{}</text>',
+            left,
+            y,
+            MUTED,
+            _day_label(days[0].date),
+        )
+    ]
+    if len(days) > 1:
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                WIDTH - RIGHT,
+                y,
+                MUTED,
+                _day_label(days[-1].date),
+            )
+        )
+    return parts
+
+
+def pain_chart(days: Sequence[DayProgress]) -> Chart:
+    """Pain 0-10 over time: a line through each day's last score."""
+    top, bottom, height = 12, 172, 196
+    scored = [(i, d) for i, d in enumerate(days) if d.pain_score is not None]
+    summary = pain_summary(days)
+    body: list[str] = []
+    for value in (0, 5, 10):
+        y = round(bottom - (bottom - top) * value / 10, 1)
+        body.append(
+            format_html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
+                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                LEFT,
+                y,
+                WIDTH - RIGHT,
+                y,
+                GRID,
+                LEFT - 6,
+                y + 4,
+                MUTED,
+                value,
+            )
+        )
+    points = [
+        (_x(i, len(days)), round(bottom - (bottom - top) * d.pain_score / 10, 1)) for i, d in scored
+    ]
+    if len(points) > 1:
+        body.append(
+            format_html(
+                '<polyline points="{}" fill="none" stroke="{}" stroke-width="3" '
+                'stroke-linejoin="round" stroke-linecap="round"/>',
+                " ".join(f"{x},{y}" for x, y in points),
+                PAIN,
+            )
+        )
+    for (x, y), (_i, day) in zip(points, scored, strict=True):
+        body.append(
+            format_html(
+                '<circle cx="{}" cy="{}" r="4.5" fill="{}"><title>{}</title></circle>',
+                x,
+                y,
+                PAIN,
+                _("%(day)s: pain %(score)d out of 10")
+                % {"day": _day_label(day.date), "score": day.pain_score},
+            )
+        )
+    body += _x_axis(days, height - 4)
+    return Chart(
+        svg=_svg(
+            height=height,
+            title=_("Pain score, 0 to 10, by day"),
+            desc=summary,
+            body=body,
+            ident="pain-chart",
+        ),
+        summary=summary,
+    )
+
+
+def pain_summary(days: Sequence[DayProgress]) -> str:
+    scored = [d for d in days if d.pain_score is not None]
+    if not scored:
+        return _("No pain scores logged yet.")
+    first, last = scored[0], scored[-1]
+    if len(scored) == 1:
+        return _("You logged pain %(score)d out of 10 on %(day)s.") % {
+            "score": first.pain_score,
+            "day": _day_label(first.date),
+        }
+    span = (last.date - first.date).days
+    values = {
+        "first": first.pain_score,
+        "last": last.pain_score,
+        "days": span,
+    }
+    if last.pain_score < first.pain_score:
+        text = ngettext(
+            "Pain went down from %(first)d to %(last)d over %(days)d day.",
+            "Pain went down from %(first)d to %(last)d over %(days)d days.",
+            span,
+        )
+    elif last.pain_score > first.pain_score:
+        text = ngettext(
+            "Pain went up from %(first)d to %(last)d over %(days)d day.",
+            "Pain went up from %(first)d to %(last)d over %(days)d days.",
+            span,
+        )
+    else:
+        text = ngettext(
+            "Pain stayed at %(last)d over %(days)d day.",
+            "Pain stayed at %(last)d over %(days)d days.",
+            span,
+        )
+    return text % values
+
+
+def sessions_chart(days: Sequence[DayProgress]) -> Chart:
+    """Sessions done per day (solid) against sessions prescribed (pale)."""
+    top, bottom, height = 10, 150, 174
+    most = max([d.sessions_prescribed for d in days] + [d.sessions_done for d in days] + [1])
+    span = WIDTH - LEFT - RIGHT
+    slot = span / max(len(days), 1)
+    bar = max(min(slot * 0.7, 28), 3)
+    summary = sessions_summary(days)
+    body: list[str] = []
+    for value in sorted({0, most}):
+        y = round(bottom - (bottom - top) * value / most, 1)
+        body.append(
+            format_html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
+                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                LEFT,
+                y,
+                WIDTH - RIGHT,
+                y,
+                GRID,
+                LEFT - 6,
+                y + 4,
+                MUTED,
+                value,
+            )
+        )
+    for index, day in enumerate(days):
+        x = round(LEFT + slot * index + (slot - bar) / 2, 1)
+        label = _("%(day)s: %(done)d of %(prescribed)d sessions") % {
+            "day": _day_label(day.date),
+            "done": day.sessions_done,
+            "prescribed": day.sessions_prescribed,
+        }
+        if day.sessions_prescribed:
+            h = round((bottom - top) * day.sessions_prescribed / most, 1)
+            body.append(
+                format_html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" rx="2"/>',
+                    x,
+                    round(bottom - h, 1),
+                    round(bar, 1),
+                    h,
+                    PRESCRIBED,
+                )
+            )
+        if day.sessions_done:
+            h = round((bottom - top) * day.sessions_done / most, 1)
+            body.append(
+                format_html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" rx="2">'
+                    "<title>{}</title></rect>",
+                    x,
+                    round(bottom - h, 1),
+                    round(bar, 1),
+                    h,
+                    DONE,
+                    label,
+                )
+            )
+    body += _x_axis(days, height - 4)
+    return Chart(
+        svg=_svg(
+            height=height,
+            title=_("Sessions done each day, against sessions prescribed"),
+            desc=summary,
+            body=body,
+            ident="sessions-chart",
+        ),
+        summary=summary,
+    )
+
+
+def sessions_summary(days: Sequence[DayProgress]) -> str:
+    if not days:
+        return _("No sessions logged yet.")
+    done = sum(d.sessions_done for d in days)
+    prescribed = sum(d.sessions_prescribed for d in days)
+    full_days = sum(
+        1 for d in days if d.sessions_prescribed and d.sessions_done >= d.sessions_prescribed
+    )
+    text = ngettext(
+        "Over the last %(count)d day you did %(done)d of %(prescribed)d sessions.",
+        "Over the last %(count)d days you did %(done)d of %(prescribed)d sessions.",
+        len(days),
+    ) % {"count": len(days), "done": done, "prescribed": prescribed}
+    return (
+        text
+        + " "
+        + ngettext(
+            "You did every session on %(full)d day.",
+            "You did every session on %(full)d days.",
+            full_days,
+        )
+        % {"full": full_days}
+    )
+
+
+def location_chart(days: Sequence[DayProgress]) -> Chart:
+    """How far the pain reached each day, one row per place, spine at the top."""
+    labels = short_location_labels()
+    rows = PainLocation.values
+    label_width = 96
+    top, row_height = 14, 26
+    bottom = top + row_height * (len(rows) - 1)
+    height = bottom + 32
+    summary = location_summary(days)
+    body: list[str] = []
+    for rank, value in enumerate(rows):
+        y = top + row_height * rank
+        body.append(
+            format_html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
+                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                label_width,
+                y,
+                WIDTH - RIGHT,
+                y,
+                GRID,
+                label_width - 6,
+                y + 4,
+                INK,
+                labels[value],
+            )
+        )
+    located = [(i, d) for i, d in enumerate(days) if d.location is not None]
+    points = [
+        (_x(i, len(days), label_width), top + row_height * LOCATION_RANK[d.location])
+        for i, d in located
+    ]
+    if len(points) > 1:
+        body.append(
+            format_html(
+                '<polyline points="{}" fill="none" stroke="{}" stroke-width="3" '
+                'stroke-linejoin="round"/>',
+                " ".join(f"{x},{y}" for x, y in points),
+                INK,
+            )
+        )
+    for (x, y), (_i, day) in zip(points, located, strict=True):
+        body.append(
+            format_html(
+                '<circle cx="{}" cy="{}" r="5" fill="{}"><title>{}</title></circle>',
+                x,
+                y,
+                INK,
+                _("%(day)s: %(where)s")
+                % {"day": _day_label(day.date), "where": PainLocation(day.location).label},
+            )
+        )
+    body += _x_axis(days, height - 4, label_width)
+    return Chart(
+        svg=_svg(
+            height=height,
+            title=_("How far the pain reached each day, nearest the spine at the top"),
+            desc=summary,
+            body=body,
+            ident="location-chart",
+        ),
+        summary=summary,
+    )
+
+
+def location_summary(days: Sequence[DayProgress]) -> str:
+    located = [d for d in days if d.location is not None]
+    if not located:
+        return _("No pain locations logged yet.")
+    first, last = located[0], located[-1]
+    now = PainLocation(last.location).label.lower()
+    if len(located) == 1 or first.location == last.location:
+        return _("Your pain reaches the same place as at first: %(now)s.") % {"now": now}
+    before = PainLocation(first.location).label.lower()
+    if LOCATION_RANK[last.location] < LOCATION_RANK[first.location]:
+        if last.location == PainLocation.NONE:
+            return _("At first your pain reached: %(before)s. Now you have no pain.") % {
+                "before": before
+            }
+        return _(
+            "Your pain has moved toward your spine: at first it reached %(before)s, now "
+            "%(now)s. That is a good sign."
+        ) % {"before": before, "now": now}
+    return _(
+        "Your pain now reaches further from your spine than at first: %(now)s (it was "
+        "%(before)s). Please tell your therapist."
+    ) % {"before": before, "now": now}

@@ -1,0 +1,86 @@
+"""Forms the patient fills in: logging a session, the pain after it, warning signs."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from symptoms.models import PainLocation, SessionSource
+
+PAIN_WORDS = {
+    0: pgettext_lazy("pain score", "No pain"),
+    1: pgettext_lazy("pain score", "Very mild"),
+    2: pgettext_lazy("pain score", "Mild"),
+    3: pgettext_lazy("pain score", "Mild"),
+    4: pgettext_lazy("pain score", "Moderate"),
+    5: pgettext_lazy("pain score", "Moderate"),
+    6: pgettext_lazy("pain score", "Quite bad"),
+    7: pgettext_lazy("pain score", "Bad"),
+    8: pgettext_lazy("pain score", "Very bad"),
+    9: pgettext_lazy("pain score", "Severe"),
+    10: pgettext_lazy("pain score", "Worst possible"),
+}
+
+LOCATION_HINTS = {
+    PainLocation.NONE: _("I have no pain right now."),
+    PainLocation.BACK_CENTRE: _("Only in the middle of my lower back."),
+    PainLocation.BACK_SIDE: _("On one side of my lower back."),
+    PainLocation.BUTTOCK: _("It reaches my buttock."),
+    PainLocation.THIGH: _("It reaches my thigh, above the knee."),
+    PainLocation.BELOW_KNEE: _("It reaches below my knee or into my foot."),
+}
+
+
+class SessionLogForm(forms.Form):
+    """The one-tap "I did this session" form. The key makes a replay harmless."""
+
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+    source = forms.ChoiceField(
+        choices=SessionSource.choices, required=False, widget=forms.HiddenInput
+    )
+
+
+class PainForm(forms.Form):
+    score = forms.TypedChoiceField(
+        label=_("How bad is your pain right now?"),
+        coerce=int,
+        choices=list(PAIN_WORDS.items()),
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Please tap a number from 0 to 10.")},
+    )
+    location = forms.ChoiceField(
+        label=_("How far does the pain reach now?"),
+        choices=PainLocation.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Please tap where your pain reaches.")},
+    )
+    note = forms.CharField(
+        label=_("Anything else to tell your therapist? (optional)"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+    )
+
+
+class RedFlagForm(forms.Form):
+    bladder = forms.BooleanField(
+        label=_("I cannot control my bladder (I leak urine or cannot pee)"), required=False
+    )
+    bowel = forms.BooleanField(label=_("I cannot control my bowels"), required=False)
+    saddle_numbness = forms.BooleanField(
+        label=_("Numbness around my groin, genitals or bottom (the area a saddle touches)"),
+        required=False,
+    )
+    leg_weakness = forms.BooleanField(
+        label=_("Severe weakness in one or both legs"), required=False
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not any(cleaned.get(name) for name in self.fields):
+            raise forms.ValidationError(
+                _("Tick each sign you have. If you have none of them, you can go back."),
+                code="none",
+            )
+        return cleaned
