@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -158,6 +159,47 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+
+# Reminder emails (reminders/, DESIGN.md section 4). The plan lives in the
+# database; beat only triggers short sweeps, never hours-ahead ETA tasks.
+REMINDER_PLAN_DAYS_AHEAD = int(env("REMINDER_PLAN_DAYS_AHEAD", "1"))  # 1: today and tomorrow
+REMINDER_MAX_LATENESS_MINUTES = int(env("REMINDER_MAX_LATENESS_MINUTES", "60"))
+# A slot "sending" for longer than this lost its worker and is sent again.
+REMINDER_SENDING_TIMEOUT = int(env("REMINDER_SENDING_TIMEOUT", "600"))  # seconds
+# Hard time limit of one send attempt; must stay below REMINDER_SENDING_TIMEOUT.
+REMINDER_SEND_TIME_LIMIT = int(env("REMINDER_SEND_TIME_LIMIT", "120"))  # seconds
+REMINDER_MAX_SEND_ATTEMPTS = int(env("REMINDER_MAX_SEND_ATTEMPTS", "5"))
+REMINDER_RETRY_BACKOFF_SECONDS = int(env("REMINDER_RETRY_BACKOFF_SECONDS", "30"))
+REMINDER_RETRY_BACKOFF_MAX_SECONDS = int(env("REMINDER_RETRY_BACKOFF_MAX_SECONDS", "300"))
+REMINDER_UNSUBSCRIBE_MAX_AGE_DAYS = int(env("REMINDER_UNSUBSCRIBE_MAX_AGE_DAYS", "180"))
+REMINDER_MESSAGE_ID_DOMAIN = env(
+    "REMINDER_MESSAGE_ID_DOMAIN", urlsplit(SITE_URL).hostname or "localhost"
+)
+if REMINDER_SEND_TIME_LIMIT >= REMINDER_SENDING_TIMEOUT:
+    raise ImproperlyConfigured("REMINDER_SEND_TIME_LIMIT must be below REMINDER_SENDING_TIMEOUT.")
+
+# Periodic tasks, defined here in code. Exactly one `celery beat` may run.
+# Each message expires after one interval: a backlog of sweeps is pointless.
+_dispatch_every = float(env("REMINDER_DISPATCH_INTERVAL", "60"))  # seconds
+_plan_every = float(env("REMINDER_PLAN_INTERVAL", "900"))
+CELERY_BEAT_SCHEDULE = {
+    "reminders-plan": {
+        "task": "reminders.tasks.plan_reminders",
+        "schedule": _plan_every,
+        "options": {"expires": _plan_every},
+    },
+    "reminders-dispatch": {
+        "task": "reminders.tasks.dispatch_due_reminders",
+        "schedule": _dispatch_every,
+        "options": {"expires": _dispatch_every},
+    },
+    "reminders-recover": {
+        "task": "reminders.tasks.recover_stuck_sending",
+        "schedule": _dispatch_every,
+        "options": {"expires": _dispatch_every},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Email (Django 6.1 MAILERS), configured from EMAIL_* variables.
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

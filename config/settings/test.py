@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import DATABASES, VAR_DIR
+from .base import DATABASES, VAR_DIR, mailer_from_env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnop"
@@ -33,3 +33,10 @@ MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMid
 # reminder integration tests switch it off and run a real worker and broker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# Switches for the processes the reminder integration tests start (a real
+# Celery worker and beat): real SMTP to the test's sink, real broker.
+if os.environ.get("TEST_REAL_SMTP"):
+    MAILERS = {"default": mailer_from_env()}
+if os.environ.get("TEST_REAL_CELERY"):
+    CELERY_TASK_ALWAYS_EAGER = False

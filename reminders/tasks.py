@@ -1,0 +1,65 @@
+"""Thin Celery tasks: each takes ids and calls a service in reminders.services.
+
+The periodic ones are scheduled in settings.CELERY_BEAT_SCHEDULE (exactly one
+`celery beat` runs them). No task is ever scheduled hours ahead: the plan
+lives in the database, and send tasks are queued only once a slot is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+
+from reminders import services
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue_send(slot_id: int, claim_token: uuid.UUID) -> None:
+    send_reminder.apply_async(args=[slot_id, str(claim_token)])
+
+
+@shared_task(ignore_result=True)
+def plan_reminders() -> dict[str, int]:
+    """Plan today and tomorrow (patient-local) for everyone who gets reminders."""
+    result = services.reminder_plan_all()
+    return {"patients": result.patients, "created": result.created, "cancelled": result.cancelled}
+
+
+@shared_task(ignore_result=True)
+def dispatch_due_reminders() -> int:
+    """Claim due slots (each exactly once) and queue a short send task for each."""
+    result = services.reminder_dispatch_due(enqueue=_enqueue_send)
+    if result.claimed or result.released:
+        logger.info("Reminders: %d claimed, %d released", len(result.claimed), len(result.released))
+    return len(result.claimed)
+
+
+@shared_task(ignore_result=True)
+def recover_stuck_sending() -> int:
+    """Release slots a dead worker left "sending", then dispatch them again."""
+    released = services.reminder_recover_stuck()
+    if released:
+        logger.warning("Reminders: recovered %d slot(s) stuck in sending", len(released))
+        services.reminder_dispatch_due(enqueue=_enqueue_send)
+    return len(released)
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    # A hard limit below REMINDER_SENDING_TIMEOUT: an attempt is over (done
+    # or killed) before recovery may hand its slot to someone else.
+    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT - 5,
+    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
+)
+def send_reminder(self, slot_id: int, claim_token: str) -> str:
+    outcome = services.reminder_send(slot_id=slot_id, claim_token=claim_token)
+    if outcome.status == "retry":
+        # Same claim token: the row stays "sending" until this retry runs.
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    return outcome.status
