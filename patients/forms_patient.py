@@ -8,6 +8,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from accounts.forms import ThrottledSignInMixin
 from patients.models import Patient
 
 
@@ -27,8 +28,12 @@ class SignInLinkForm(forms.Form):
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
-class PasswordSignInForm(AuthenticationForm):
-    """Django's sign-in form, labelled for patients: the username is the email."""
+class PasswordSignInForm(ThrottledSignInMixin, AuthenticationForm):
+    """Django's sign-in form, labelled for patients: the username is the email.
+
+    Throttled like the admin's: failures cool off password sign-in per account
+    and per IP (the emailed link keeps working).
+    """
 
     username = forms.EmailField(
         label=_("Your email address"),

@@ -276,6 +276,8 @@ def sessions_summary(days: Sequence[DayProgress]) -> str:
         "Over the last %(count)d days you did %(done)d of %(prescribed)d sessions.",
         len(days),
     ) % {"count": len(days), "done": done, "prescribed": prescribed}
+    if not full_days:
+        return text
     return (
         text
         + " "
@@ -358,20 +360,23 @@ def location_summary(days: Sequence[DayProgress]) -> str:
     if not located:
         return _("No pain locations logged yet.")
     first, last = located[0], located[-1]
-    now = PainLocation(last.location).label.lower()
+    values = {
+        "before": PainLocation(first.location).label,
+        "now": PainLocation(last.location).label,
+    }
     if len(located) == 1 or first.location == last.location:
-        return _("Your pain reaches the same place as at first: %(now)s.") % {"now": now}
-    before = PainLocation(first.location).label.lower()
+        return _("Your pain still reaches the same place: %(now)s.") % values
     if LOCATION_RANK[last.location] < LOCATION_RANK[first.location]:
         if last.location == PainLocation.NONE:
-            return _("At first your pain reached: %(before)s. Now you have no pain.") % {
-                "before": before
-            }
-        return _(
-            "Your pain has moved toward your spine: at first it reached %(before)s, now "
-            "%(now)s. That is a good sign."
-        ) % {"before": before, "now": now}
-    return _(
-        "Your pain now reaches further from your spine than at first: %(now)s (it was "
-        "%(before)s). Please tell your therapist."
-    ) % {"before": before, "now": now}
+            return _("At first your pain reached: %(before)s. Now you have no pain.") % values
+        return (
+            _("Your pain has moved toward your spine: %(before)s → %(now)s. That is a good sign.")
+            % values
+        )
+    return (
+        _(
+            "Your pain now reaches further from your spine: %(before)s → %(now)s. "
+            "Please tell your therapist."
+        )
+        % values
+    )

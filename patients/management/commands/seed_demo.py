@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -16,9 +17,29 @@ from patients import services
 from patients.models import Assignment, Patient
 from programs.models import ProgramTemplate
 from programs.phases import Phase
+from programs.selectors import template_phase_exercises
 from programs.services import library_sync
+from symptoms.models import PainReport, SessionLog, SessionSource
+from symptoms.services import pain_trend
 
 DEMO_PASSWORD = "demo-pass-2026"
+
+# The demo patient's last ten days: (days ago, sessions done, pain, where it reached).
+# Pain eases from 6 in the thigh to 2 in the middle of the low back, with a
+# couple of days of missed sessions, so the progress page has a story to tell.
+DEMO_HISTORY = [
+    (10, 5, 6, "thigh"),
+    (9, 6, 6, "thigh"),
+    (8, 4, 5, "thigh"),
+    (7, 2, 5, "buttock"),
+    (6, 0, None, None),
+    (5, 6, 4, "buttock"),
+    (4, 5, 4, "back_side"),
+    (3, 3, 3, "back_side"),
+    (2, 6, 3, "back_centre"),
+    (1, 5, 2, "back_centre"),
+]
+HISTORY_PATIENT = "patient@example.com"
 
 STAFF = [
     ("admin@example.com", "Alex Admin", CLINIC_ADMINS_GROUP),
@@ -62,8 +83,10 @@ class Command(BaseCommand):
                     phase=Phase.ACUTE,
                     sessions_per_day=6,
                     reason="Demo: started on the extension program",
-                    start_date=local_today - dt.timedelta(days=2),
+                    start_date=local_today - dt.timedelta(days=10),
                 )
+            if email == HISTORY_PATIENT:
+                self._history(patient)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in at /admin/ with:"))
         for email, _name, _group in STAFF:
             self.stdout.write(f"  {email:<30} {DEMO_PASSWORD}")
@@ -80,6 +103,52 @@ class Command(BaseCommand):
         user.save()
         user.groups.add(Group.objects.get(name=group_name))
         return user
+
+    def _history(self, patient: Patient) -> None:
+        """Ten days of sessions and pain for the demo patient, once."""
+        if SessionLog.objects.filter(patient=patient).exists():
+            return
+        assignment = Assignment.objects.select_related("template").get(
+            patient=patient, status=Assignment.Status.ACTIVE
+        )
+        reps = sum(
+            item.total_reps
+            for item in template_phase_exercises(assignment.template, assignment.current_phase)
+        )
+        tz = patient.tzinfo
+        today = timezone.now().astimezone(tz).date()
+        previous_location = ""
+        previous_score = None
+        for days_ago, done, score, location in DEMO_HISTORY:
+            day = today - dt.timedelta(days=days_ago)
+            last = None
+            for number in range(done):
+                logged_at = dt.datetime.combine(day, dt.time(8 + 2 * number, 15), tzinfo=tz)
+                last = SessionLog.objects.create(
+                    patient=patient,
+                    assignment=assignment,
+                    local_date=day,
+                    logged_at=logged_at,
+                    phase=assignment.current_phase,
+                    sessions_prescribed=assignment.sessions_per_day,
+                    reps_done=reps,
+                    source=SessionSource.APP if number % 3 else SessionSource.EMAIL,
+                    idempotency_key=uuid.uuid5(uuid.NAMESPACE_URL, f"demo:{day}:{number}"),
+                )
+            if last is None or score is None:
+                continue
+            PainReport.objects.create(
+                patient=patient,
+                session=last,
+                reported_at=last.logged_at + dt.timedelta(minutes=5),
+                local_date=day,
+                score=score,
+                location=location,
+                trend=pain_trend(location=location, previous_location=previous_location),
+                previous_score=previous_score,
+                previous_location=previous_location,
+            )
+            previous_location, previous_score = location, score
 
     def _patient(self, email: str, name: str, therapist: User, tz: str) -> Patient:
         existing = Patient.objects.filter(user__email=email).select_related("user").first()
