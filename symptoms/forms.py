@@ -43,14 +43,14 @@ class SessionLogForm(forms.Form):
 
 class PainForm(forms.Form):
     score = forms.TypedChoiceField(
-        label=_("How bad is your pain right now?"),
+        label=_("1. How bad is the pain, from 0 to 10?"),
         coerce=int,
         choices=list(PAIN_WORDS.items()),
         widget=forms.RadioSelect,
         error_messages={"required": _("Please tap a number from 0 to 10.")},
     )
     location = forms.ChoiceField(
-        label=_("How far does the pain reach now?"),
+        label=_("2. How far does the pain reach?"),
         choices=PainLocation.choices,
         widget=forms.RadioSelect,
         error_messages={"required": _("Please tap where your pain reaches.")},

@@ -206,7 +206,10 @@
   };
 
   function init(scope) {
-    (scope || document).querySelectorAll("[data-guided]").forEach(function (root) {
+    scope = scope || document;
+    var roots = Array.prototype.slice.call(scope.querySelectorAll("[data-guided]"));
+    if (scope.matches && scope.matches("[data-guided]")) roots.push(scope);
+    roots.forEach(function (root) {
       if (root.getAttribute("data-guided-ready")) return;
       root.setAttribute("data-guided-ready", "1");
       new Session(root);
