@@ -43,6 +43,7 @@ from patients.selectors import (
 )
 from programs.phases import guideline_for, next_phase
 from programs.selectors import template_visible_to
+from reminders.admin import ReminderSlotInline
 
 
 def _form_errors_from(form, error: ValidationError) -> None:
@@ -114,6 +115,7 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
     list_filter = [ActiveProgramFilter, "reminders_enabled"]
     readonly_fields = ["program_overview", "screened_at", "reminder_consent_at", "account"]
     list_per_page = 50
+    inlines = [ReminderSlotInline]  # read-only: today's and tomorrow's reminder emails
 
     fieldsets = [
         (None, {"fields": ["account", "therapist", "program_overview"]}),

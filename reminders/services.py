@@ -286,13 +286,12 @@ def reminder_dispatch_due(
 ) -> DispatchResult:
     """Claim every due slot and hand each to ``enqueue(slot_id, claim_token)``.
 
-    Must run outside a transaction: each claim commits on its own before its
-    send task is queued, so the worker always finds the row claimed. If
-    queueing fails (broker down), the claim is released and the next sweep
-    tries again; if the process dies in between, recovery releases it.
+    Call it outside a transaction (as the tasks do): each claim then commits
+    on its own before its send task is queued, so the worker always finds the
+    row claimed. If queueing fails (broker down), the claim is released and
+    the next sweep tries again; if the process dies in between, recovery
+    releases it.
     """
-    if not transaction.get_autocommit():
-        raise RuntimeError("reminder_dispatch_due must not run inside a transaction.")
     now = now or timezone.now()
     result = DispatchResult()
     seen: set[int] = set()

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from reminders import views
+
 app_name = "reminders"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+]
