@@ -76,7 +76,9 @@ class PatientSettingsForm(forms.ModelForm):
         label=_("Pause reminders until (optional)"),
         required=False,
         help_text=_("No reminders up to and including this date. Leave empty for no pause."),
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        widget=forms.DateInput(
+            attrs={"type": "date", "aria-describedby": "pause-help"}, format="%Y-%m-%d"
+        ),
     )
 
     class Meta:

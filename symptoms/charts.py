@@ -21,7 +21,7 @@ from symptoms.models import LOCATION_RANK, PainLocation
 from symptoms.selectors import DayProgress
 
 WIDTH = 360
-LEFT = 34  # room for the y-axis labels
+LEFT = 36  # room for the y-axis labels
 RIGHT = 10
 INK = "#1f3a5f"
 GRID = "#c9d3df"
@@ -75,7 +75,7 @@ def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
         return []
     parts = [
         format_html(
-            '<text x="{}" y="{}" font-size="13" fill="{}">{}</text>',
+            '<text x="{}" y="{}" font-size="15" fill="{}">{}</text>',
             left,
             y,
             MUTED,
@@ -85,7 +85,7 @@ def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
     if len(days) > 1:
         parts.append(
             format_html(
-                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                '<text x="{}" y="{}" font-size="15" fill="{}" text-anchor="end">{}</text>',
                 WIDTH - RIGHT,
                 y,
                 MUTED,
@@ -106,7 +106,7 @@ def pain_chart(days: Sequence[DayProgress]) -> Chart:
         body.append(
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
-                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                '<text x="{}" y="{}" font-size="15" fill="{}" text-anchor="end">{}</text>',
                 LEFT,
                 y,
                 WIDTH - RIGHT,
@@ -205,7 +205,7 @@ def sessions_chart(days: Sequence[DayProgress]) -> Chart:
         body.append(
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
-                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                '<text x="{}" y="{}" font-size="15" fill="{}" text-anchor="end">{}</text>',
                 LEFT,
                 y,
                 WIDTH - RIGHT,
@@ -294,7 +294,7 @@ def location_chart(days: Sequence[DayProgress]) -> Chart:
     """How far the pain reached each day, one row per place, spine at the top."""
     labels = short_location_labels()
     rows = PainLocation.values
-    label_width = 96
+    label_width = 108
     top, row_height = 14, 26
     bottom = top + row_height * (len(rows) - 1)
     height = bottom + 32
@@ -305,7 +305,7 @@ def location_chart(days: Sequence[DayProgress]) -> Chart:
         body.append(
             format_html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>'
-                '<text x="{}" y="{}" font-size="13" fill="{}" text-anchor="end">{}</text>',
+                '<text x="{}" y="{}" font-size="15" fill="{}" text-anchor="end">{}</text>',
                 label_width,
                 y,
                 WIDTH - RIGHT,

@@ -208,3 +208,25 @@ def test_password_sign_in_is_throttled_after_failures(client, assigned_patient):
     response = client.post(url, {"username": assigned_patient.user.email, "password": "wrong"})
     assert response.status_code == 200
     assert "Too many failed sign-ins" in response.content.decode()
+
+
+def test_a_therapist_creating_a_patient_in_the_admin_sends_the_welcome(
+    client, therapist, mailoutbox, django_capture_on_commit_callbacks
+):
+    client.force_login(therapist)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:patients_patient_add"),
+            {
+                "email": "maria@example.org",
+                "full_name": "Maria Lopez",
+                "therapist": therapist.pk,
+                "timezone": "Europe/Madrid",
+                "wake_time": "08:00",
+                "sleep_time": "22:00",
+                "spinal_stenosis": "none",
+            },
+        )
+    assert response.status_code == 302
+    welcome = [m for m in mailoutbox if m.to == ["maria@example.org"]]
+    assert len(welcome) == 1 and LINK.search(welcome[0].body)

@@ -9,6 +9,7 @@ screenshot under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -244,3 +245,26 @@ def test_without_javascript_the_guided_session_is_the_steps_and_a_done_button(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Saved. Thank you!")).to_be_visible()
     expect(page.get_by_role("link", name="Check the warning signs")).to_have_count(0)
+
+
+def test_progress_with_ten_days_of_history(phone, live_server, library, settings):
+    """The demo history: pain easing from the thigh to the low back, with missed sessions."""
+    from django.core.management import call_command
+
+    from patients.models import Patient
+
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    settings.DEBUG = False
+    patient = Patient.objects.get(user__email="patient@example.com")
+    force_sign_in(phone, live_server.url, patient.user)
+    phone.goto(f"{live_server.url}/progress/")
+    expect(phone.locator("p.summary", has_text="Pain went down from 6 to 2")).to_be_visible()
+    expect(
+        phone.locator("p.summary", has_text="Your pain has moved toward your spine")
+    ).to_be_visible()
+    check_page(phone, "progress-history")
+    phone.get_by_text("Show day by day").click()
+    expect(phone.locator(".day-table tbody tr")).to_have_count(11)
+    phone.goto(f"{live_server.url}/today/")
+    check_page(phone, "today-history")
