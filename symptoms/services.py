@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -322,10 +323,18 @@ def alert_raise(
     if not created:
         return None
     if kind in EMAILED_ALERT_KINDS:
-        from symptoms.tasks import alert_send_email
-
-        alert_send_email.delay_on_commit(alert.pk)
+        # Celery's ``delay_on_commit`` without its one weakness: if the broker
+        # is down, the error must not turn the patient's page (the emergency
+        # instruction!) into a 500 after the report is already saved. The
+        # alert keeps ``emailed_at`` empty, so a sweep can still send it.
+        transaction.on_commit(partial(_enqueue_alert_email, alert.pk), robust=True)
     return alert
+
+
+def _enqueue_alert_email(alert_id: int) -> None:
+    from symptoms.tasks import alert_send_email
+
+    alert_send_email.delay(alert_id)
 
 
 def alert_email_send(*, alert_id: int) -> bool:

@@ -234,3 +234,16 @@ def test_acknowledge_records_who_and_when_once(assigned_patient, therapist):
     assert not services.alert_acknowledge(alert=alert, user=therapist)
     alert.refresh_from_db()
     assert alert.acknowledged_by == therapist and alert.acknowledged_at is not None
+
+
+def test_a_broker_outage_does_not_hide_the_emergency_instruction(
+    assigned_patient, django_capture_on_commit_callbacks
+):
+    with (
+        mock.patch("symptoms.tasks.alert_send_email.delay", side_effect=ConnectionError("down")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        report = services.red_flag_report_create(patient=assigned_patient, bladder=True)
+    assert report.action == "emergency"
+    alert = Alert.objects.get(kind=Alert.Kind.RED_FLAG)
+    assert alert.emailed_at is None  # left for a later sweep to send

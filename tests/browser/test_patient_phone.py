@@ -268,3 +268,13 @@ def test_progress_with_ten_days_of_history(phone, live_server, library, settings
     expect(phone.locator(".day-table tbody tr")).to_have_count(11)
     phone.goto(f"{live_server.url}/today/")
     check_page(phone, "today-history")
+
+
+def test_other_sign_in_pages_are_accessible(phone, live_server, people):
+    phone.goto(f"{live_server.url}/signin/password/")
+    expect(phone.get_by_role("heading", name="Sign in with a password")).to_be_visible()
+    check_page(phone, "signin-password")
+    response = phone.goto(f"{live_server.url}/signin/link/not-a-real-token/")
+    assert response.status == 410
+    expect(phone.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    check_page(phone, "signin-link-expired")
