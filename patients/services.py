@@ -478,6 +478,8 @@ def login_link_request(*, email: str, ip: str | None, next_url: str = "") -> Non
     if recent_for_email >= SIGNIN_LIMIT_PER_EMAIL or recent_for_ip >= SIGNIN_LIMIT_PER_IP:
         raise SignInRateLimited
     SignInRequest.objects.create(email_hash=email_hash, ip=ip or None, created_at=now)
+    # The ledger only needs the last hour or so; keep it small.
+    SignInRequest.objects.filter(created_at__lt=now - dt.timedelta(days=1)).delete()
     user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
     if user is None:
         return

@@ -380,3 +380,15 @@ def location_summary(days: Sequence[DayProgress]) -> str:
         )
         % values
     )
+
+
+NO_RELIEF_DAYS = 14
+
+
+def no_relief_after_two_weeks(days: Sequence[DayProgress]) -> bool:
+    """Two weeks or more of pain scores and no lower than at the start: see the therapist."""
+    scored = [d for d in days if d.pain_score is not None]
+    if len(scored) < 2:
+        return False
+    first, last = scored[0], scored[-1]
+    return (last.date - first.date).days >= NO_RELIEF_DAYS and last.pain_score >= first.pain_score

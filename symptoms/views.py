@@ -146,5 +146,6 @@ def progress(request: HttpRequest) -> HttpResponse:
             sessions=charts.sessions_chart(days),
             location=charts.location_chart(days),
             table_days=list(reversed(days)),
+            no_relief=charts.no_relief_after_two_weeks(days),
         )
     return render_page(request, "symptoms/progress.html", context)

@@ -247,3 +247,56 @@ def test_a_broker_outage_does_not_hide_the_emergency_instruction(
     assert report.action == "emergency"
     alert = Alert.objects.get(kind=Alert.Kind.RED_FLAG)
     assert alert.emailed_at is None  # left for a later sweep to send
+
+
+def test_no_relief_after_two_weeks():
+    from symptoms.charts import no_relief_after_two_weeks
+    from symptoms.selectors import DayProgress
+
+    start = dt.date(2026, 1, 1)
+
+    def days(first, last, span):
+        return [
+            DayProgress(date=start, pain_score=first),
+            DayProgress(date=start + dt.timedelta(days=span), pain_score=last),
+        ]
+
+    assert no_relief_after_two_weeks(days(5, 5, 14))
+    assert no_relief_after_two_weeks(days(5, 6, 20))
+    assert not no_relief_after_two_weeks(days(5, 4, 14))
+    assert not no_relief_after_two_weeks(days(5, 5, 13))
+    assert not no_relief_after_two_weeks(days(5, 5, 0)[:1])
+
+
+def test_chart_summaries_in_plain_words():
+    from symptoms import charts
+    from symptoms.selectors import DayProgress
+
+    d = dt.date(2026, 1, 1)
+    history = [
+        DayProgress(date=d, sessions_done=6, sessions_prescribed=6, pain_score=6, location="thigh"),
+        DayProgress(date=d + dt.timedelta(days=1), sessions_prescribed=6),
+        DayProgress(
+            date=d + dt.timedelta(days=2),
+            sessions_done=3,
+            sessions_prescribed=6,
+            pain_score=7,
+            location="below_knee",
+        ),
+    ]
+    assert charts.pain_summary(history) == "Pain went up from 6 to 7 over 2 days."
+    assert "further from your spine" in charts.location_summary(history)
+    assert charts.sessions_summary(history) == (
+        "Over the last 3 days you did 9 of 18 sessions. You did every session on 1 day."
+    )
+    svg = str(charts.sessions_chart(history).svg)
+    assert svg.startswith("<svg") and "<title" in svg and "<desc" in svg and "style=" not in svg
+    assert "1 Jan: 6 of 6 sessions" in svg
+    gone = [
+        DayProgress(date=d, pain_score=3, location="buttock"),
+        DayProgress(date=d + dt.timedelta(days=4), pain_score=0, location="none"),
+    ]
+    assert charts.location_summary(gone) == (
+        "At first your pain reached: Buttock. Now you have no pain."
+    )
+    assert charts.pain_summary([]) == "No pain scores logged yet."
