@@ -278,3 +278,27 @@ def test_other_sign_in_pages_are_accessible(phone, live_server, people):
     assert response.status == 410
     expect(phone.get_by_role("heading", name="This link no longer works")).to_be_visible()
     check_page(phone, "signin-link-expired")
+
+
+def test_pain_spreading_down_the_leg_says_stop_and_offers_the_check(phone, live_server, people):
+    patient = people["patient"]
+    earlier, _ = symptom_services.session_log(
+        patient=patient, idempotency_key=uuid.uuid4(), assignment=None
+    )
+    symptom_services.pain_report_for_session(session=earlier, score=5, location="buttock")
+    force_sign_in(phone, live_server.url, patient.user)
+    phone.goto(f"{live_server.url}/log/")
+    phone.get_by_role("button", name="I did this session").click()
+    phone.locator("label.tile", has=phone.locator("input[value='8']")).click()
+    phone.locator("label.tile", has=phone.locator("input[value='below_knee']")).click()
+    phone.get_by_role("button", name="Save").click()
+    expect(phone.get_by_role("heading", name="Stop the exercises for now")).to_be_visible()
+    expect(phone.get_by_text("Buttock → Below the knee or in the foot")).to_be_visible()
+    check_page(phone, "session-result-stop")
+    assert set(Alert.objects.filter(patient=patient).values_list("kind", flat=True)) == {
+        "peripheralising",
+        "high_pain",
+        "pain_rising",
+    }
+    phone.get_by_role("link", name="Check the warning signs").click()
+    expect(phone.get_by_role("heading", name="Warning signs", exact=True)).to_be_visible()
