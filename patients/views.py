@@ -63,8 +63,14 @@ def patient_required(view: Callable) -> Callable:
 def render_page(
     request: HttpRequest, template: str, context: dict | None = None, status: int = 200
 ) -> HttpResponse:
-    """The full page, or only its ``main`` partial for an htmx request."""
-    name = f"{template}#main" if getattr(request, "htmx", False) else template
+    """The full page, or only its ``main`` partial for an htmx request.
+
+    A history-restore request (htmx missed its cache on Back) gets the full
+    page, because htmx swaps it in as the whole body.
+    """
+    htmx = getattr(request, "htmx", None)
+    fragment = bool(htmx) and not htmx.history_restore_request
+    name = f"{template}#main" if fragment else template
     response = render(request, name, context or {}, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -103,6 +109,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def signin(request: HttpRequest) -> HttpResponse:
     """Ask for a sign-in link by email. The answer is the same for any address."""
+    if request.method == "GET" and patient_for_user(request.user) is not None:
+        return redirect(safe_next(request, request.GET.get("next")) or "patients:today")
     if request.method == "POST":
         form = SignInLinkForm(request.POST)
         if form.is_valid():

@@ -230,3 +230,10 @@ def test_a_therapist_creating_a_patient_in_the_admin_sends_the_welcome(
     assert response.status_code == 302
     welcome = [m for m in mailoutbox if m.to == ["maria@example.org"]]
     assert len(welcome) == 1 and LINK.search(welcome[0].body)
+
+
+def test_a_signed_in_patient_skips_the_sign_in_page(patient_client):
+    assert patient_client.get(reverse("patients:signin"))["Location"] == reverse("patients:today")
+    target = reverse("patients:log_session") + "?source=email"
+    response = patient_client.get(reverse("patients:signin"), {"next": target})
+    assert response["Location"] == target

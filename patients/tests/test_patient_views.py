@@ -79,6 +79,14 @@ def test_htmx_gets_only_the_fragment(patient_client, name, methods, text):
 
 
 @pytest.mark.parametrize(("name", "methods", "text"), PAGES)
+def test_htmx_history_restore_gets_the_whole_page(patient_client, name, methods, text):
+    response = patient_client.get(
+        reverse(name), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.content.decode()
+
+
+@pytest.mark.parametrize(("name", "methods", "text"), PAGES)
 def test_anonymous_is_sent_to_sign_in_and_back(client, name, methods, text):
     response = client.get(reverse(name))
     assert response.status_code == 302

@@ -302,3 +302,21 @@ def test_pain_spreading_down_the_leg_says_stop_and_offers_the_check(phone, live_
     }
     phone.get_by_role("link", name="Check the warning signs").click()
     expect(phone.get_by_role("heading", name="Warning signs", exact=True)).to_be_visible()
+
+
+def test_boosted_navigation_keeps_the_header_and_back_works(phone, live_server, people):
+    force_sign_in(phone, live_server.url, people["patient"].user)
+    phone.goto(f"{live_server.url}/today/")
+    phone.get_by_role("link", name="Progress", exact=True).click()
+    expect(phone.get_by_role("heading", name="My progress")).to_be_visible()
+    expect(phone).to_have_url(f"{live_server.url}/progress/")
+    expect(phone).to_have_title(re.compile("My progress"))
+    expect(phone.get_by_role("link", name="Progress", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
+    phone.go_back()
+    expect(phone.get_by_role("heading", name="Hello, Rosa")).to_be_visible()
+    expect(phone.get_by_role("link", name="Warning signs")).to_have_count(1)
+    phone.reload()
+    expect(phone.get_by_role("heading", name="Hello, Rosa")).to_be_visible()
+    expect(phone.locator("header.topbar")).to_have_count(1)
