@@ -180,8 +180,9 @@ def pain_report_for_session(
         raise ValueError("score must be 0-10")
     if location not in PainLocation.values:
         raise ValueError("unknown location")
-    # Serialise this patient's pain reports so two at once compare correctly.
-    SessionLog.objects.select_for_update().filter(pk=session.pk).first()
+    # Serialise this patient's pain reports (lock the patient row), so two
+    # arriving at once each compare with the right previous report.
+    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
     existing = PainReport.objects.filter(session=session).first()
     if existing is not None:
         return PainFeedback(
@@ -209,6 +210,11 @@ def pain_report_for_session(
     feedback = PainFeedback(report, reps_on(patient=patient, local_date=local_date))
     period = local_date.isoformat()
     where = report.get_location_display()
+    if report.note:
+        where = _("%(where)s; the patient wrote: “%(note)s”") % {
+            "where": where,
+            "note": report.note[:300],
+        }
     if feedback.peripheralising:
         alert_raise(
             patient=patient,

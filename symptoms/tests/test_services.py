@@ -300,3 +300,9 @@ def test_chart_summaries_in_plain_words():
         "At first your pain reached: Buttock. Now you have no pain."
     )
     assert charts.pain_summary([]) == "No pain scores logged yet."
+
+
+def test_the_patients_note_reaches_the_therapist_with_the_alert(assigned_patient):
+    pain(assigned_patient, 9, "thigh", note="Sharp when I stand up")
+    alert = Alert.objects.get(kind=Alert.Kind.HIGH_PAIN)
+    assert "Sharp when I stand up" in alert.message
