@@ -152,7 +152,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis redelivers an unacknowledged task after this many seconds. Keep it
+    # above the longest retry countdown (REMINDER_RETRY_BACKOFF_MAX_SECONDS);
+    # a late copy of a reminder task does nothing (its claim token is stale).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600"))
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
