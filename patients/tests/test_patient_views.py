@@ -475,3 +475,21 @@ def test_password_sign_in_with_the_email(client, assigned_patient):
     )
     assert response["Location"] == reverse("patients:today")
     assert client.get(reverse("patients:today")).status_code == 200
+
+
+def test_progress_makes_a_fixed_number_of_queries(
+    patient_client, assigned_patient, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("patients:progress")
+    make_session(assigned_patient, score=5)
+    patient_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        patient_client.get(url)
+    _history(assigned_patient, 40)
+    for _ in range(5):
+        make_session(assigned_patient, score=3, location="back_centre")
+    with django_assert_num_queries(len(few)):
+        assert patient_client.get(url).status_code == 200
