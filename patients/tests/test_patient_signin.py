@@ -237,3 +237,20 @@ def test_a_signed_in_patient_skips_the_sign_in_page(patient_client):
     target = reverse("patients:log_session") + "?source=email"
     response = patient_client.get(reverse("patients:signin"), {"next": target})
     assert response["Location"] == target
+
+
+def test_password_sign_in_also_goes_back_to_next(client, assigned_patient):
+    assigned_patient.user.set_password("a-long-password-123")
+    assigned_patient.user.save()
+    target = reverse("patients:log_session") + "?source=email"
+    page = client.get(reverse("patients:signin_password"), {"next": target})
+    assert f'value="{target}"' in page.content.decode().replace("&amp;", "&")
+    response = client.post(
+        reverse("patients:signin_password"),
+        {
+            "username": assigned_patient.user.email,
+            "password": "a-long-password-123",
+            "next": target,
+        },
+    )
+    assert response["Location"] == target
