@@ -76,11 +76,3 @@ def patient_current_assignment(patient: Patient) -> Assignment | None:
         .select_related("template")
         .first()
     )
-
-
-def reminder_times_today(patient: Patient) -> list[dt.time]:
-    """Today's reminder times, local wall-clock, for the settings page.
-
-    A placeholder: the reminders app wires this to its planned slots.
-    """
-    return []

@@ -29,7 +29,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from patients import services
 from patients.forms_patient import PasswordSignInForm, PatientSettingsForm, SignInLinkForm
 from patients.models import Patient
-from patients.selectors import patient_current_assignment, patient_for_user, reminder_times_today
+from patients.selectors import patient_current_assignment, patient_for_user
+from reminders.selectors import reminder_times_for_day
 from programs.phases import Phase
 from programs.selectors import template_phase_exercises
 from symptoms.forms import SessionLogForm
@@ -248,7 +249,13 @@ def settings_view(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
         "patients/settings.html",
-        {"form": form, "patient": patient, "reminder_times": reminder_times_today(patient)},
+        {
+            "form": form,
+            "patient": patient,
+            "reminder_times": reminder_times_for_day(
+                patient=patient, local_date=services.patient_local_today(patient)
+            ),
+        },
     )
 
 

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from patients.signals import schedule_changed
@@ -428,13 +429,26 @@ def test_settings_refuse_bedtime_before_getting_up(patient_client, assigned_pati
     assert assigned_patient.wake_time == dt.time(7, 0)
 
 
-def test_settings_show_the_reminder_times_spot(patient_client, monkeypatch):
-    monkeypatch.setattr(
-        "patients.views.reminder_times_today", lambda patient: [dt.time(9, 0), dt.time(13, 30)]
-    )
-    body = patient_client.get(reverse("patients:settings")).content.decode()
+def test_settings_show_todays_planned_reminder_times(patient_client, assigned_patient):
+    from reminders.planning import wall_times
+    from reminders.services import reminder_plan_patient
+
+    Patient = type(assigned_patient)
+    Patient.objects.filter(pk=assigned_patient.pk).update(reminders_enabled=True)
+    assigned_patient.refresh_from_db()
+    # 06:00 in London: the whole day's reminders are still ahead.
+    with time_machine.travel(dt.datetime(2026, 6, 1, 5, 0, tzinfo=dt.UTC), tick=False):
+        reminder_plan_patient(patient=assigned_patient)
+        body = patient_client.get(reverse("patients:settings")).content.decode()
     assert "Today&#x27;s reminder times" in body or "Today's reminder times" in body
-    assert "09:00" in body and "13:30" in body
+    expected = wall_times(wake=dt.time(7, 0), sleep=dt.time(21, 0), count=6)
+    for time in expected:
+        assert time.strftime("%H:%M") in body
+
+
+def test_settings_show_no_times_when_reminders_are_off(patient_client):
+    body = patient_client.get(reverse("patients:settings")).content.decode()
+    assert "No reminders are planned for today." in body
 
 
 # --- Manifest, home, sign-out ---------------------------------------------------
