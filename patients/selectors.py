@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 

@@ -30,9 +30,9 @@ from patients import services
 from patients.forms_patient import PasswordSignInForm, PatientSettingsForm, SignInLinkForm
 from patients.models import Patient
 from patients.selectors import patient_current_assignment, patient_for_user
-from reminders.selectors import reminder_times_for_day
 from programs.phases import Phase
 from programs.selectors import template_phase_exercises
+from reminders.selectors import reminder_times_for_day
 from symptoms.forms import SessionLogForm
 from symptoms.models import SessionSource
 from symptoms.selectors import sessions_logged_count

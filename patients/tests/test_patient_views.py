@@ -437,7 +437,7 @@ def test_settings_show_todays_planned_reminder_times(patient_client, assigned_pa
     Patient.objects.filter(pk=assigned_patient.pk).update(reminders_enabled=True)
     assigned_patient.refresh_from_db()
     # 06:00 in London: the whole day's reminders are still ahead.
-    with time_machine.travel(dt.datetime(2026, 6, 1, 5, 0, tzinfo=dt.UTC), tick=False):
+    with time_machine.travel(dt.datetime(2027, 6, 1, 5, 0, tzinfo=dt.UTC), tick=False):
         reminder_plan_patient(patient=assigned_patient)
         body = patient_client.get(reverse("patients:settings")).content.decode()
     assert "Today&#x27;s reminder times" in body or "Today's reminder times" in body
