@@ -439,6 +439,7 @@ def test_settings_show_todays_planned_reminder_times(patient_client, assigned_pa
     # 06:00 in London: the whole day's reminders are still ahead.
     with time_machine.travel(dt.datetime(2027, 6, 1, 5, 0, tzinfo=dt.UTC), tick=False):
         reminder_plan_patient(patient=assigned_patient)
+        patient_client.force_login(assigned_patient.user)  # a fresh session in 2027
         body = patient_client.get(reverse("patients:settings")).content.decode()
     assert "Today&#x27;s reminder times" in body or "Today's reminder times" in body
     expected = wall_times(wake=dt.time(7, 0), sleep=dt.time(21, 0), count=6)
