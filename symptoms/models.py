@@ -105,6 +105,10 @@ class PainReport(models.Model):
         max_length=20, choices=PainLocation.choices, blank=True, default=""
     )
     note = models.TextField(blank=True, max_length=2000)
+    # The lowest score the patient reported in the days before this one (see
+    # symptoms.alerts.PAIN_RISE_DAYS), kept so the "pain rising" rule and the
+    # patient's feedback read the same stored fact on every replay.
+    rise_baseline = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-reported_at"]
@@ -199,12 +203,23 @@ class Alert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices)
     period_key = models.CharField(
-        max_length=40,
+        max_length=80,
         help_text=_("What makes this alert distinct, e.g. the local date or a report id."),
     )
     message = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text=_("Times the sweep re-sent this urgent alert after a failure.")
+    )
+    digest = models.ForeignKey(
+        "AlertDigest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        help_text=_("The daily digest email this routine alert went out in."),
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -223,6 +238,26 @@ class Alert(models.Model):
                 condition=models.Q(acknowledged_at__isnull=True),
                 name="alert_open_by_therapist_idx",
             ),
+            # symptoms.services.alert_digests_create: routine alerts not yet in a digest.
+            models.Index(
+                fields=["therapist"],
+                condition=models.Q(
+                    severity="routine", digest__isnull=True, emailed_at__isnull=True
+                ),
+                name="alert_undigested_idx",
+            ),
+            # symptoms.services.alert_urgent_resend_due: urgent alerts whose email failed.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(severity="urgent", emailed_at__isnull=True),
+                name="alert_urgent_unsent_idx",
+            ),
+            # Open alerts of the patients on a review page.
+            models.Index(
+                fields=["patient", "created_at"],
+                condition=models.Q(acknowledged_at__isnull=True),
+                name="alert_open_by_patient_idx",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -238,3 +273,95 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.patient}"
+
+
+class AlertDigest(models.Model):
+    """One therapist's daily email listing their new routine alerts.
+
+    At most one per therapist per clinic date (the unique constraint); the
+    alerts it carries are claimed into it when it is created, so each routine
+    alert goes out in exactly one digest. ``sent_at`` is stamped only after
+    the mail server accepted the message.
+    """
+
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="alert_digests"
+    )
+    day = models.DateField(help_text=_("The clinic's date the digest is for."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(
+        null=True, blank=True, help_text=_("Claimed by a sender at this time (expires).")
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["therapist", "day"], name="digest_once_per_day"),
+        ]
+        indexes = [
+            # symptoms.services.alert_digests_due: digests still to send.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(sent_at__isnull=True),
+                name="digest_unsent_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alert digest for {self.therapist} on {self.day}"
+
+
+class DailyAdherence(models.Model):
+    """Rollup: one patient's sessions and pain on one of their local days.
+
+    Kept current by ``symptoms.services`` inside the same transaction as every
+    session or pain write (and re-derived when the program changes), and
+    materialised for prescribed days without any session by the periodic
+    task, so that a day nobody exercised still counts as prescribed. Staff
+    pages and the CSV export read only this table, never the session log.
+    ``done`` is capped at ``prescribed``; sessions beyond it are ``extra``.
+    See ``symptoms.adherence`` for the definition.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="daily_adherence")
+    local_date = models.DateField()
+    phase = models.CharField(max_length=20, choices=Phase.choices, blank=True)
+    prescribed = models.PositiveSmallIntegerField(default=0)
+    done = models.PositiveSmallIntegerField(default=0)
+    extra = models.PositiveSmallIntegerField(default=0)
+    reps = models.PositiveIntegerField(default=0)
+    pain_first = models.PositiveSmallIntegerField(null=True, blank=True)
+    pain_last = models.PositiveSmallIntegerField(null=True, blank=True)
+    pain_min = models.PositiveSmallIntegerField(null=True, blank=True)
+    pain_max = models.PositiveSmallIntegerField(null=True, blank=True)
+    location = models.CharField(
+        max_length=20,
+        choices=PainLocation.choices,
+        blank=True,
+        help_text=_("The most distal place the pain reached that day."),
+    )
+    last_session_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("daily adherence")
+        verbose_name_plural = _("daily adherence")
+        constraints = [
+            # Also the index every reader uses: (patient, local_date) ranges.
+            models.UniqueConstraint(
+                fields=["patient", "local_date"], name="adherence_one_row_per_day"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(done__lte=models.F("prescribed")),
+                name="adherence_done_capped",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} on {self.local_date}: {self.done}/{self.prescribed}"
+
+    @property
+    def sessions(self) -> int:
+        return self.done + self.extra

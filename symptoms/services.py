@@ -10,24 +10,29 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from patients.models import Assignment, Patient
+from patients.models import Assignment, Patient, PhaseChange
 from programs.selectors import template_phase_exercises
+from symptoms import adherence, alerts
+from symptoms.alerts import HIGH_PAIN_SCORE, PAIN_RISE_POINTS, REPS_SORENESS_LIMIT  # noqa: F401
 from symptoms.models import (
     LOCATION_RANK,
     Alert,
+    AlertDigest,
+    DailyAdherence,
     PainLocation,
     PainReport,
     PainTrend,
@@ -39,19 +44,8 @@ from symptoms.models import (
 
 logger = logging.getLogger(__name__)
 
-HIGH_PAIN_SCORE = 8
-PAIN_RISE_POINTS = 2
-REPS_SORENESS_LIMIT = 100
-
-# Alerts a patient's own report raises that the therapist hears about at once.
-EMAILED_ALERT_KINDS = frozenset(
-    {
-        Alert.Kind.RED_FLAG,
-        Alert.Kind.PERIPHERALISING,
-        Alert.Kind.HIGH_PAIN,
-        Alert.Kind.PAIN_RISING,
-    }
-)
+# Only urgent alerts (red flags) are emailed at once; every other alert goes
+# to the therapist in the daily digest (``alert_digests_create``).
 
 
 def _local_now(patient: Patient) -> tuple[dt.datetime, dt.date]:
@@ -75,9 +69,20 @@ def session_log(
     constraint on (patient, idempotency_key) decides a race, inside a savepoint
     so the caller's transaction survives it.
     """
+    with transaction.atomic():
+        return _session_log(
+            patient=patient, idempotency_key=idempotency_key, assignment=assignment, source=source
+        )
+
+
+def _session_log(
+    *, patient: Patient, idempotency_key: uuid.UUID, assignment: Assignment | None, source: str
+) -> tuple[SessionLog, bool]:
     existing = SessionLog.objects.filter(patient=patient, idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing, False
+    # Serialise this patient's writes, so the day's rollup row counts every session.
+    _lock_patient(patient)
     if source not in SessionSource.values:
         source = SessionSource.APP
     now, local_date = _local_now(patient)
@@ -103,7 +108,12 @@ def session_log(
             )
     except IntegrityError:
         return SessionLog.objects.get(patient=patient, idempotency_key=idempotency_key), False
+    adherence_rebuild(patient=patient, first=local_date, last=local_date)
     return session, True
+
+
+def _lock_patient(patient: Patient) -> None:
+    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
 
 
 def reps_on(*, patient: Patient, local_date: dt.date) -> int:
@@ -133,12 +143,11 @@ class PainFeedback:
 
     @property
     def pain_rising(self) -> bool:
-        previous = self.report.previous_score
-        return previous is not None and self.report.score - previous >= PAIN_RISE_POINTS
+        return alerts.pain_rising(score=self.report.score, baseline=self.report.rise_baseline)
 
     @property
     def high_pain(self) -> bool:
-        return self.report.score >= HIGH_PAIN_SCORE
+        return alerts.high_pain(self.report.score)
 
     @property
     def must_stop(self) -> bool:
@@ -147,7 +156,7 @@ class PainFeedback:
 
     @property
     def too_many_reps(self) -> bool:
-        return self.reps_today > REPS_SORENESS_LIMIT
+        return alerts.too_many_reps(self.reps_today)
 
     @property
     def offer_warning_check(self) -> bool:
@@ -182,7 +191,7 @@ def pain_report_for_session(
         raise ValueError("unknown location")
     # Serialise this patient's pain reports (lock the patient row), so two
     # arriving at once each compare with the right previous report.
-    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
+    _lock_patient(patient)
     existing = PainReport.objects.filter(session=session).first()
     if existing is not None:
         return PainFeedback(
@@ -195,6 +204,11 @@ def pain_report_for_session(
         .first()
     )
     now, local_date = _local_now(patient)
+    baseline = alerts.rise_baseline(
+        PainReport.objects.filter(
+            patient=patient, local_date__gte=alerts.rise_window_start(local_date)
+        ).values_list("score", flat=True)
+    )
     report = PainReport.objects.create(
         patient=patient,
         session=session,
@@ -205,57 +219,32 @@ def pain_report_for_session(
         trend=pain_trend(location=location, previous_location=previous and previous.location),
         previous_score=previous.score if previous else None,
         previous_location=previous.location if previous else "",
+        rise_baseline=baseline,
         note=(note or "").strip()[:2000],
     )
+    adherence_rebuild(patient=patient, first=local_date, last=local_date)
     feedback = PainFeedback(report, reps_on(patient=patient, local_date=local_date))
-    period = local_date.isoformat()
     where = report.get_location_display()
     if report.note:
         where = _("%(where)s; the patient wrote: “%(note)s”") % {
             "where": where,
             "note": report.note[:300],
         }
-    if feedback.peripheralising:
+    for spec in alerts.pain_alerts(
+        local_date=local_date,
+        score=score,
+        location_label=where,
+        trend=report.trend,
+        previous_location=report.previous_location,
+        baseline=baseline,
+        reps_today=feedback.reps_today,
+    ):
         alert_raise(
             patient=patient,
-            kind=Alert.Kind.PERIPHERALISING,
-            severity=Alert.Severity.ROUTINE,
-            period_key=period,
-            message=_(
-                "Pain has spread further from the spine: %(before)s → %(now)s (%(score)d/10)."
-            )
-            % {
-                "before": PainLocation(report.previous_location).label,
-                "now": where,
-                "score": score,
-            },
-        )
-    if feedback.high_pain:
-        alert_raise(
-            patient=patient,
-            kind=Alert.Kind.HIGH_PAIN,
-            severity=Alert.Severity.ROUTINE,
-            period_key=period,
-            message=_("Pain score %(score)d/10 logged (%(where)s).")
-            % {"score": score, "where": where},
-        )
-    if feedback.pain_rising:
-        alert_raise(
-            patient=patient,
-            kind=Alert.Kind.PAIN_RISING,
-            severity=Alert.Severity.ROUTINE,
-            period_key=period,
-            message=_("Pain rose from %(before)d to %(now)d out of 10 since the last report.")
-            % {"before": report.previous_score, "now": score},
-        )
-    if feedback.too_many_reps:
-        alert_raise(
-            patient=patient,
-            kind=Alert.Kind.TOO_MANY_REPS,
-            severity=Alert.Severity.ROUTINE,
-            period_key=period,
-            message=_("%(reps)d repetitions logged today (more than 100).")
-            % {"reps": feedback.reps_today},
+            kind=spec.kind,
+            severity=spec.severity,
+            period_key=spec.period_key,
+            message=spec.message,
         )
     return feedback, True
 
@@ -293,7 +282,7 @@ def red_flag_report_create(
     alert_raise(
         patient=patient,
         kind=Alert.Kind.RED_FLAG,
-        severity=Alert.Severity.URGENT,
+        severity=alerts.severity_of(Alert.Kind.RED_FLAG),
         period_key=str(report.public_id),
         message=_("Warning signs reported: %(signs)s. The patient was told: %(action)s.")
         % {"signs": ", ".join(signs), "action": report.get_action_display()},
@@ -309,8 +298,8 @@ def alert_raise(
 ) -> Alert | None:
     """Create the alert once per (patient, kind, period). Returns it if new.
 
-    New alerts of the kinds a therapist must hear about at once are emailed
-    by a Celery task after the surrounding transaction commits.
+    A new urgent alert is emailed by a Celery task after the surrounding
+    transaction commits; routine ones wait for the daily digest.
     """
     try:
         with transaction.atomic():
@@ -328,7 +317,7 @@ def alert_raise(
         return None  # a concurrent writer created it first
     if not created:
         return None
-    if kind in EMAILED_ALERT_KINDS:
+    if severity == Alert.Severity.URGENT:
         # Celery's ``delay_on_commit`` without its one weakness: if the broker
         # is down, the error must not turn the patient's page (the emergency
         # instruction!) into a 500 after the report is already saved. The
@@ -385,3 +374,429 @@ def alert_acknowledge(*, alert: Alert, user: User) -> bool:
         )
         == 1
     )
+
+
+def alert_acknowledge_many(*, alert_ids: list[int], user: User) -> int:
+    """Acknowledge several alerts at once (the caller has scoped the ids)."""
+    return Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=user
+    )
+
+
+# --- Urgent alerts whose email never went (the broker or SMTP was down) -------------------
+
+URGENT_RESEND_AFTER = dt.timedelta(minutes=2)  # leave the immediate task time to run
+URGENT_RESEND_WITHIN = dt.timedelta(days=2)  # older than this: the admin and page show it
+URGENT_RESEND_MAX_ATTEMPTS = 5
+
+
+def alert_urgent_resend_due(*, now: dt.datetime | None = None) -> list[int]:
+    """Claim urgent alerts still unsent, one attempt each; the caller enqueues them.
+
+    Bounded: each alert is re-sent by the sweep at most URGENT_RESEND_MAX_ATTEMPTS
+    times (a conditional UPDATE claims each attempt, so two sweeps never double it).
+    """
+    now = now or timezone.now()
+    candidates = list(
+        Alert.objects.filter(
+            severity=Alert.Severity.URGENT,
+            emailed_at__isnull=True,
+            created_at__lte=now - URGENT_RESEND_AFTER,
+            created_at__gte=now - URGENT_RESEND_WITHIN,
+            email_attempts__lt=URGENT_RESEND_MAX_ATTEMPTS,
+        ).values_list("pk", "email_attempts")[:200]
+    )
+    claimed = []
+    for pk, attempts in candidates:
+        if Alert.objects.filter(pk=pk, email_attempts=attempts, emailed_at__isnull=True).update(
+            email_attempts=attempts + 1
+        ):
+            claimed.append(pk)
+    return claimed
+
+
+# --- The daily digest of routine alerts ---------------------------------------------------
+
+DIGEST_SENDING_TIMEOUT = dt.timedelta(minutes=10)
+DIGEST_MAX_ATTEMPTS = 8
+
+
+def _digest_claimable() -> Q:
+    return Q(
+        severity=Alert.Severity.ROUTINE,
+        digest__isnull=True,
+        emailed_at__isnull=True,
+        acknowledged_at__isnull=True,
+    )
+
+
+def alert_digests_create(*, now: dt.datetime | None = None) -> list[int]:
+    """Today's digest for every therapist with new routine alerts, once a day.
+
+    Runs from the digest hour (``ALERT_DIGEST_HOUR``, clinic time) on. The
+    digest row is unique per therapist and clinic date; its alerts are
+    claimed into it when it is created, so each alert is in exactly one
+    digest, and alerts raised later wait for tomorrow's.
+    """
+    now = now or timezone.now()
+    local = timezone.localtime(now)
+    if local.hour < settings.ALERT_DIGEST_HOUR:
+        return []
+    today = local.date()
+    therapist_ids = list(
+        Alert.objects.filter(_digest_claimable())
+        .values_list("therapist_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    created_ids = []
+    for therapist_id in therapist_ids:
+        with transaction.atomic():
+            digest, created = AlertDigest.objects.get_or_create(
+                therapist_id=therapist_id, day=today
+            )
+            if not created:
+                continue
+            claimed = Alert.objects.filter(_digest_claimable(), therapist_id=therapist_id).update(
+                digest=digest
+            )
+            if claimed:
+                created_ids.append(digest.pk)
+            else:
+                digest.delete()
+    return created_ids
+
+
+def alert_digests_due() -> list[int]:
+    """Digests not sent yet (new, or a failed send), for the task to (re)send."""
+    return list(
+        AlertDigest.objects.filter(sent_at__isnull=True, attempts__lt=DIGEST_MAX_ATTEMPTS)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:500]
+    )
+
+
+def alert_digest_send(*, digest_id: int, now: dt.datetime | None = None) -> bool:
+    """Send one digest email, once. True if this call sent it.
+
+    A send is claimed by a conditional UPDATE on ``sending_since`` (a crashed
+    sender's claim expires), and ``sent_at`` plus every alert's ``emailed_at``
+    are stamped only after the mail server accepted the message.
+    """
+    now = now or timezone.now()
+    claimed = (
+        AlertDigest.objects.filter(pk=digest_id, sent_at__isnull=True)
+        .filter(Q(sending_since__isnull=True) | Q(sending_since__lt=now - DIGEST_SENDING_TIMEOUT))
+        .update(sending_since=now, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return False
+    digest = AlertDigest.objects.select_related("therapist").get(pk=digest_id)
+    items = list(
+        digest.alerts.select_related("patient__user").order_by(
+            "patient__user__full_name", "patient_id", "created_at"
+        )
+    )
+    try:
+        if items:
+            _send_digest_email(digest=digest, items=items)
+    except Exception:
+        AlertDigest.objects.filter(pk=digest_id).update(sending_since=None)
+        raise
+    sent_at = timezone.now()
+    AlertDigest.objects.filter(pk=digest_id, sent_at__isnull=True).update(
+        sent_at=sent_at, sending_since=None
+    )
+    Alert.objects.filter(digest=digest, emailed_at__isnull=True).update(emailed_at=sent_at)
+    return True
+
+
+def _send_digest_email(*, digest: AlertDigest, items: list[Alert]) -> None:
+    by_patient: dict[int, dict] = {}
+    for alert in items:
+        entry = by_patient.setdefault(
+            alert.patient_id,
+            {
+                "patient": alert.patient,
+                "url": settings.SITE_URL
+                + reverse("staff:patient", kwargs={"public_id": alert.patient.public_id}),
+                "alerts": [],
+            },
+        )
+        entry["alerts"].append(alert)
+    context = {
+        "digest": digest,
+        "therapist": digest.therapist,
+        "patients": list(by_patient.values()),
+        "count": len(items),
+        "review_url": settings.SITE_URL + reverse("staff:review"),
+    }
+    message = EmailMultiAlternatives(
+        subject=_("Daily alert digest: %(count)d new alert(s) for %(day)s")
+        % {"count": len(items), "day": digest.day.isoformat()},
+        body=render_to_string("symptoms/email/digest.txt", context),
+        to=[digest.therapist.email],
+    )
+    message.attach_alternative(render_to_string("symptoms/email/digest.html", context), "text/html")
+    message.send()
+
+
+# --- The adherence rollup ------------------------------------------------------------------
+
+
+def phase_changes_by_patient(patient_ids) -> dict[int, list[adherence.Change]]:
+    """Every program change of these patients, in the order they happened (one query)."""
+    result: dict[int, list[adherence.Change]] = {}
+    rows = (
+        PhaseChange.objects.filter(assignment__patient_id__in=patient_ids)
+        .order_by("changed_at", "id")
+        .values_list(
+            "assignment__patient_id", "effective_on", "kind", "to_phase", "to_sessions_per_day"
+        )
+    )
+    for patient_id, effective_on, kind, phase, sessions in rows:
+        result.setdefault(patient_id, []).append(
+            adherence.Change(effective_on, kind, phase, sessions)
+        )
+    return result
+
+
+ROLLUP_FIELDS = [
+    "phase",
+    "prescribed",
+    "done",
+    "extra",
+    "reps",
+    "pain_first",
+    "pain_last",
+    "pain_min",
+    "pain_max",
+    "location",
+    "last_session_at",
+    "updated_at",
+]
+
+
+def adherence_rebuild(*, patient: Patient | int, first: dt.date, last: dt.date) -> int:
+    """Recompute the rollup rows of ``first``..``last`` from the records themselves.
+
+    The session log, the pain reports and the phase history are the source of
+    truth; this makes the rollup agree with them for those days (a row for
+    every day with something prescribed or logged, none for the others).
+    Called inside the writer's transaction, after locking the patient row.
+    Returns the number of rows written.
+    """
+    patient_id = patient if isinstance(patient, int) else patient.pk
+    sessions = {
+        row["local_date"]: row
+        for row in SessionLog.objects.filter(patient_id=patient_id, local_date__range=(first, last))
+        .values("local_date")
+        .annotate(logged=Count("id"), reps=Sum("reps_done"), last_at=Max("logged_at"))
+        .order_by()
+    }
+    pains: dict[dt.date, list[tuple[int, str]]] = {}
+    for local_date, score, location in (
+        PainReport.objects.filter(patient_id=patient_id, local_date__range=(first, last))
+        .order_by("reported_at", "id")
+        .values_list("local_date", "score", "location")
+    ):
+        pains.setdefault(local_date, []).append((score, location))
+    prescriptions = adherence.prescriptions_for(
+        phase_changes_by_patient([patient_id]).get(patient_id, []), first, last
+    )
+    rows = []
+    for day, prescription in prescriptions.items():
+        logged = sessions.get(day)
+        scores = pains.get(day)
+        if not (prescription.sessions or logged or scores):
+            continue
+        done, extra = adherence.split_sessions(
+            logged=logged["logged"] if logged else 0, prescribed=prescription.sessions
+        )
+        rows.append(
+            DailyAdherence(
+                patient_id=patient_id,
+                local_date=day,
+                phase=prescription.phase,
+                prescribed=prescription.sessions,
+                done=done,
+                extra=extra,
+                reps=(logged["reps"] or 0) if logged else 0,
+                pain_first=scores[0][0] if scores else None,
+                pain_last=scores[-1][0] if scores else None,
+                pain_min=min(s for s, _ in scores) if scores else None,
+                pain_max=max(s for s, _ in scores) if scores else None,
+                location=max((loc for _, loc in scores), key=LOCATION_RANK.__getitem__)
+                if scores
+                else "",
+                last_session_at=logged["last_at"] if logged else None,
+            )
+        )
+    if rows:
+        DailyAdherence.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["patient", "local_date"],
+            update_fields=ROLLUP_FIELDS,
+        )
+    if len(rows) != len(prescriptions):
+        DailyAdherence.objects.filter(
+            patient_id=patient_id, local_date__range=(first, last)
+        ).exclude(local_date__in=[row.local_date for row in rows]).delete()
+    return len(rows)
+
+
+REBUILD_MAX_DAYS = 400
+
+
+@transaction.atomic
+def adherence_program_changed(*, patient: Patient) -> int:
+    """Re-derive the rollup from the latest program change's date on (the cap may move)."""
+    _lock_patient(patient)
+    today = timezone.now().astimezone(patient.tzinfo).date()
+    latest = (
+        PhaseChange.objects.filter(assignment__patient=patient)
+        .order_by("-effective_on")
+        .values_list("effective_on", flat=True)
+        .first()
+    )
+    if latest is None:
+        return 0
+    first = max(min(latest, today), today - dt.timedelta(days=REBUILD_MAX_DAYS))
+    return adherence_rebuild(patient=patient, first=first, last=today)
+
+
+def adherence_rebuild_patient(*, patient: Patient, days: int = REBUILD_MAX_DAYS) -> int:
+    """Backfill: rebuild the last ``days`` local days of one patient's rollup."""
+    with transaction.atomic():
+        _lock_patient(patient)
+        today = timezone.now().astimezone(patient.tzinfo).date()
+        return adherence_rebuild(
+            patient=patient, first=today - dt.timedelta(days=days - 1), last=today
+        )
+
+
+MATERIALISE_DAYS_BACK = 3
+
+
+def _local_today_for(zone: str, now: dt.datetime, cache: dict[str, dt.date]) -> dt.date:
+    if zone not in cache:
+        cache[zone] = now.astimezone(zoneinfo.ZoneInfo(zone)).date()
+    return cache[zone]
+
+
+def adherence_materialise(
+    *, now: dt.datetime | None = None, days_back: int = MATERIALISE_DAYS_BACK, batch: int = 2000
+) -> int:
+    """Rows for prescribed days nobody logged anything on (today and ``days_back`` before).
+
+    Periodic. Existing rows are left alone (writers keep them current); a
+    missing row is one where nothing was logged, so it holds zeros and the
+    day's prescription. Beat down for longer than ``days_back``: run
+    ``manage.py adherence_rebuild``.
+    """
+    now = now or timezone.now()
+    todays: dict[str, dt.date] = {}
+    written = 0
+    active = (
+        Assignment.objects.filter(status=Assignment.Status.ACTIVE)
+        .order_by("patient_id")
+        .values_list("patient_id", "patient__timezone", "started_on")
+    )
+    last_id = 0
+    while True:
+        chunk = list(active.filter(patient_id__gt=last_id)[:batch])
+        if not chunk:
+            return written
+        last_id = chunk[-1][0]
+        changes = phase_changes_by_patient([patient_id for patient_id, _, _ in chunk])
+        rows = []
+        for patient_id, zone, started_on in chunk:
+            today = _local_today_for(zone, now, todays)
+            first = max(started_on, today - dt.timedelta(days=days_back))
+            for day, prescription in adherence.prescriptions_for(
+                changes.get(patient_id, []), first, today
+            ).items():
+                if prescription.sessions:
+                    rows.append(
+                        DailyAdherence(
+                            patient_id=patient_id,
+                            local_date=day,
+                            phase=prescription.phase,
+                            prescribed=prescription.sessions,
+                        )
+                    )
+        DailyAdherence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        written += len(rows)
+
+
+# --- Time-based alert rules -----------------------------------------------------------------
+
+
+def alerts_evaluate_time_rules(*, now: dt.datetime | None = None, batch: int = 1000) -> int:
+    """Evaluate the time-based rules for every patient on a program. Returns alerts raised.
+
+    Periodic (hourly, so each patient is checked soon after their own local
+    midnight). Reads only the rollup, through index lookups per patient.
+    """
+    now = now or timezone.now()
+    todays: dict[str, dt.date] = {}
+    rollup = DailyAdherence.objects.filter(patient_id=OuterRef("patient_id"))
+    on_program = rollup.filter(local_date__gte=OuterRef("started_on"), pain_first__isnull=False)
+    active = (
+        Assignment.objects.filter(status=Assignment.Status.ACTIVE)
+        .order_by("pk")
+        .annotate(
+            last_session_on=Subquery(
+                rollup.filter(Q(done__gt=0) | Q(extra__gt=0))
+                .order_by("-local_date")
+                .values("local_date")[:1]
+            ),
+            first_pain_on=Subquery(on_program.order_by("local_date").values("local_date")[:1]),
+            first_pain=Subquery(on_program.order_by("local_date").values("pain_first")[:1]),
+            last_pain_on=Subquery(on_program.order_by("-local_date").values("local_date")[:1]),
+            last_pain=Subquery(on_program.order_by("-local_date").values("pain_last")[:1]),
+        )
+        .select_related("patient")
+        .only(
+            "pk",
+            "public_id",
+            "started_on",
+            "current_phase",
+            "phase_started_on",
+            "patient__pk",
+            "patient__timezone",
+            "patient__therapist_id",
+        )
+    )
+    raised = 0
+    last_pk = 0
+    while True:
+        chunk = list(active.filter(pk__gt=last_pk)[:batch])
+        if not chunk:
+            return raised
+        last_pk = chunk[-1].pk
+        for assignment in chunk:
+            facts = alerts.ProgramFacts(
+                program_key=str(assignment.public_id),
+                started_on=assignment.started_on,
+                phase=assignment.current_phase,
+                phase_started_on=assignment.phase_started_on,
+                today=_local_today_for(assignment.patient.timezone, now, todays),
+                last_session_on=assignment.last_session_on,
+                first_pain=(assignment.first_pain_on, assignment.first_pain)
+                if assignment.first_pain_on
+                else None,
+                last_pain=(assignment.last_pain_on, assignment.last_pain)
+                if assignment.last_pain_on
+                else None,
+            )
+            for spec in alerts.time_alerts(facts):
+                if alert_raise(
+                    patient=assignment.patient,
+                    kind=spec.kind,
+                    severity=spec.severity,
+                    period_key=spec.period_key,
+                    message=spec.message,
+                ):
+                    raised += 1

@@ -203,7 +203,32 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _dispatch_every,
         "options": {"expires": _dispatch_every},
     },
+    # Alerts and adherence (symptoms/tasks.py). Hourly, so every patient's own
+    # local midnight is followed within the hour; each task is idempotent.
+    "symptoms-alerts-evaluate": {
+        "task": "symptoms.tasks.alerts_evaluate",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+    "symptoms-adherence-materialise": {
+        "task": "symptoms.tasks.adherence_materialise",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+    "symptoms-alert-digests": {
+        "task": "symptoms.tasks.alert_digests_run",
+        "schedule": 900.0,
+        "options": {"expires": 900.0},
+    },
+    "symptoms-alert-resend-urgent": {
+        "task": "symptoms.tasks.alert_resend_urgent",
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
 }
+# Routine alerts go to each therapist in one digest email a day, sent from
+# this hour (clinic time, TIME_ZONE) on. Red flags are emailed at once.
+ALERT_DIGEST_HOUR = int(env("ALERT_DIGEST_HOUR", "7"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Email (Django 6.1 MAILERS), configured from EMAIL_* variables.

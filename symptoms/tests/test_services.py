@@ -113,9 +113,11 @@ def test_peripheralising_means_stop_and_alerts_the_therapist(
     alert = Alert.objects.get(kind=Alert.Kind.PERIPHERALISING)
     assert alert.therapist == therapist
     assert alert.period_key == worse.report.local_date.isoformat()
-    assert alert.emailed_at is not None
-    assert mail.outbox[-1].to == [therapist.email]
-    assert "Below the knee" in mail.outbox[-1].body
+    assert alert.severity == Alert.Severity.ROUTINE
+    # Routine: no email of its own; it waits for the therapist's daily digest.
+    assert alert.emailed_at is None and alert.digest is None
+    assert mail.outbox == []
+    assert "Below the knee" in alert.message
 
 
 def test_high_and_clearly_rising_pain(assigned_patient, django_capture_on_commit_callbacks):
