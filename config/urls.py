@@ -16,4 +16,6 @@ urlpatterns = [
     path("", include("patients.urls")),
     # Reminder email endpoints (one-click unsubscribe).
     path("reminders/", include("reminders.urls")),
+    # Staff pages: adherence review, patient detail, alerts, export.
+    path("staff/", include("symptoms.staff_urls")),
 ]

@@ -98,6 +98,18 @@ def split_sessions(*, logged: int, prescribed: int) -> tuple[int, int]:
     return done, logged - done
 
 
+def percent(done: int, prescribed: int) -> int | None:
+    """Whole percent, rounded down, so 79.9% never reads as an adherent 80%."""
+    return (done * 100) // prescribed if prescribed else None
+
+
+def is_adherent(done: int, prescribed: int) -> bool | None:
+    """80% or more of what was prescribed (exact integer arithmetic); None: nothing prescribed."""
+    if not prescribed:
+        return None
+    return Fraction(done, prescribed) >= ADHERENT_FROM
+
+
 @dataclass(frozen=True)
 class Adherence:
     done: int
@@ -110,12 +122,11 @@ class Adherence:
 
     @property
     def percent(self) -> int | None:
-        """Whole percent, rounded down, so 79.9% never reads as an adherent 80%."""
-        return None if self.ratio is None else int(self.ratio * 100)
+        return percent(self.done, self.prescribed)
 
     @property
     def adherent(self) -> bool | None:
-        return None if self.ratio is None else self.ratio >= ADHERENT_FROM
+        return is_adherent(self.done, self.prescribed)
 
     @property
     def label(self) -> str:

@@ -8,6 +8,7 @@ and for anyone who would rather read than look.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,40 @@ def _svg(*, height: int, title: str, desc: str, body: Sequence[str], ident: str)
     )
 
 
+Marker = tuple[dt.date, str]  # a phase change: its date and a label
+MARKER = "#8a5a00"
+
+
+def _markers(
+    days: Sequence[DayProgress], markers: Sequence[Marker], top: float, bottom: float, x_of
+) -> list[str]:
+    """A dashed vertical line, labelled, at each marker's day (phase changes)."""
+    index = {day.date: i for i, day in enumerate(days)}
+    parts = []
+    for when, label in markers:
+        if when not in index:
+            continue
+        x = x_of(index[when])
+        parts.append(
+            format_html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1.5" '
+                'stroke-dasharray="4 3"><title>{}</title></line>'
+                '<text x="{}" y="{}" font-size="11" fill="{}">{}</text>',
+                x,
+                top,
+                x,
+                bottom,
+                MARKER,
+                _("%(day)s: %(label)s") % {"day": _day_label(when), "label": label},
+                x + 3,
+                top + 10,
+                MARKER,
+                label,
+            )
+        )
+    return parts
+
+
 def _day_label(day) -> str:
     return date_format(day, "j M")
 
@@ -95,12 +130,18 @@ def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
     return parts
 
 
-def pain_chart(days: Sequence[DayProgress]) -> Chart:
+def pain_chart(
+    days: Sequence[DayProgress],
+    *,
+    markers: Sequence[Marker] = (),
+    summary: str | None = None,
+    ident: str = "pain-chart",
+) -> Chart:
     """Pain 0-10 over time: a line through each day's last score."""
     top, bottom, height = 12, 172, 196
     scored = [(i, d) for i, d in enumerate(days) if d.pain_score is not None]
-    summary = pain_summary(days)
-    body: list[str] = []
+    summary = pain_summary(days) if summary is None else summary
+    body: list[str] = _markers(days, markers, top, bottom, lambda i: _x(i, len(days)))
     for value in (0, 5, 10):
         y = round(bottom - (bottom - top) * value / 10, 1)
         body.append(
@@ -148,7 +189,7 @@ def pain_chart(days: Sequence[DayProgress]) -> Chart:
             title=_("Pain score, 0 to 10, by day"),
             desc=summary,
             body=body,
-            ident="pain-chart",
+            ident=ident,
         ),
         summary=summary,
     )
@@ -191,14 +232,20 @@ def pain_summary(days: Sequence[DayProgress]) -> str:
     return text % values
 
 
-def sessions_chart(days: Sequence[DayProgress]) -> Chart:
+def sessions_chart(
+    days: Sequence[DayProgress],
+    *,
+    markers: Sequence[Marker] = (),
+    summary: str | None = None,
+    ident: str = "sessions-chart",
+) -> Chart:
     """Sessions done per day (solid) against sessions prescribed (pale)."""
     top, bottom, height = 10, 150, 174
     most = max([d.sessions_prescribed for d in days] + [d.sessions_done for d in days] + [1])
     span = WIDTH - LEFT - RIGHT
     slot = span / max(len(days), 1)
-    bar = max(min(slot * 0.7, 28), 3)
-    summary = sessions_summary(days)
+    bar = max(min(slot * 0.7, 28), 1.5)
+    summary = sessions_summary(days) if summary is None else summary
     body: list[str] = []
     for value in sorted({0, most}):
         y = round(bottom - (bottom - top) * value / most, 1)
@@ -250,6 +297,7 @@ def sessions_chart(days: Sequence[DayProgress]) -> Chart:
                     label,
                 )
             )
+    body += _markers(days, markers, top, bottom, lambda i: round(LEFT + slot * (i + 0.5), 1))
     body += _x_axis(days, height - 4)
     return Chart(
         svg=_svg(
@@ -257,7 +305,7 @@ def sessions_chart(days: Sequence[DayProgress]) -> Chart:
             title=_("Sessions done each day, against sessions prescribed"),
             desc=summary,
             body=body,
-            ident="sessions-chart",
+            ident=ident,
         ),
         summary=summary,
     )
@@ -290,7 +338,13 @@ def sessions_summary(days: Sequence[DayProgress]) -> str:
     )
 
 
-def location_chart(days: Sequence[DayProgress]) -> Chart:
+def location_chart(
+    days: Sequence[DayProgress],
+    *,
+    markers: Sequence[Marker] = (),
+    summary: str | None = None,
+    ident: str = "location-chart",
+) -> Chart:
     """How far the pain reached each day, one row per place, spine at the top."""
     labels = short_location_labels()
     rows = PainLocation.values
@@ -298,8 +352,8 @@ def location_chart(days: Sequence[DayProgress]) -> Chart:
     top, row_height = 14, 26
     bottom = top + row_height * (len(rows) - 1)
     height = bottom + 32
-    summary = location_summary(days)
-    body: list[str] = []
+    summary = location_summary(days) if summary is None else summary
+    body: list[str] = _markers(days, markers, top, bottom, lambda i: _x(i, len(days), label_width))
     for rank, value in enumerate(rows):
         y = top + row_height * rank
         body.append(
@@ -349,7 +403,7 @@ def location_chart(days: Sequence[DayProgress]) -> Chart:
             title=_("How far the pain reached each day, nearest the spine at the top"),
             desc=summary,
             body=body,
-            ident="location-chart",
+            ident=ident,
         ),
         summary=summary,
     )
@@ -392,3 +446,193 @@ def no_relief_after_two_weeks(days: Sequence[DayProgress]) -> bool:
         return False
     first, last = scored[0], scored[-1]
     return (last.date - first.date).days >= NO_RELIEF_DAYS and last.pain_score >= first.pain_score
+
+
+# --- Staff views of the same charts: built from the rollup, summaries in the third person ----
+
+
+def days_from_rollup(rollup, first: dt.date, last: dt.date) -> list[DayProgress]:
+    """One DayProgress per day from the first day with a rollup row to ``last``.
+
+    ``sessions_done`` is every session logged (done plus extra), so the bars
+    show extra sessions above the prescribed ones.
+    """
+    by_day = {row.local_date: row for row in rollup}
+    if not by_day:
+        return []
+    day = max(first, min(by_day))
+    days = []
+    while day <= last:
+        row = by_day.get(day)
+        days.append(
+            DayProgress(
+                date=day,
+                sessions_done=row.done + row.extra if row else 0,
+                sessions_prescribed=row.prescribed if row else 0,
+                pain_score=row.pain_last if row else None,
+                location=(row.location or None) if row else None,
+            )
+        )
+        day += dt.timedelta(days=1)
+    return days
+
+
+def staff_pain_summary(days: Sequence[DayProgress]) -> str:
+    scored = [d for d in days if d.pain_score is not None]
+    if not scored:
+        return _("No pain scores in this period.")
+    first, last = scored[0], scored[-1]
+    values = [d.pain_score for d in scored]
+    return ngettext(
+        "Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s "
+        "(lowest %(low)d, highest %(high)d; %(count)d day with a score).",
+        "Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s "
+        "(lowest %(low)d, highest %(high)d; %(count)d days with a score).",
+        len(scored),
+    ) % {
+        "first": first.pain_score,
+        "first_day": _day_label(first.date),
+        "last": last.pain_score,
+        "last_day": _day_label(last.date),
+        "low": min(values),
+        "high": max(values),
+        "count": len(scored),
+    }
+
+
+def staff_sessions_summary(days: Sequence[DayProgress], *, today: dt.date) -> str:
+    from symptoms import adherence
+
+    complete = [d for d in days if d.date < today]
+    if not days:
+        return _("Nothing prescribed or logged in this period.")
+    rows = []
+    for d in complete:
+        done, extra = adherence.split_sessions(
+            logged=d.sessions_done, prescribed=d.sessions_prescribed
+        )
+        rows.append((d.date, d.sessions_prescribed, done, extra))
+    total = adherence.adherence_over(rows, today=today, days=len(complete) or 1)
+    text = ngettext(
+        "Over the %(count)d complete day shown: %(adherence)s of prescribed sessions done",
+        "Over the %(count)d complete days shown: %(adherence)s of prescribed sessions done",
+        len(complete),
+    ) % {"count": len(complete), "adherence": total.label}
+    if total.extra:
+        text += ngettext(
+            ", plus %(extra)d extra session", ", plus %(extra)d extra sessions", total.extra
+        ) % {"extra": total.extra}
+    text += "."
+    todays = next((d for d in days if d.date == today), None)
+    if todays is not None:
+        text += " " + _("Today so far: %(done)d of %(prescribed)d.") % {
+            "done": todays.sessions_done,
+            "prescribed": todays.sessions_prescribed,
+        }
+    return text
+
+
+def staff_location_summary(days: Sequence[DayProgress]) -> str:
+    located = [d for d in days if d.location is not None]
+    if not located:
+        return _("No pain locations in this period.")
+    first, last = located[0], located[-1]
+    values = {
+        "before": PainLocation(first.location).label,
+        "before_day": _day_label(first.date),
+        "now": PainLocation(last.location).label,
+        "now_day": _day_label(last.date),
+    }
+    if len(located) == 1 or first.location == last.location:
+        return _("The pain reached the same place at the start and at the end: %(now)s.") % values
+    if LOCATION_RANK[last.location] < LOCATION_RANK[first.location]:
+        return (
+            _(
+                "Centralising: the pain reached %(before)s on %(before_day)s and %(now)s on "
+                "%(now_day)s."
+            )
+            % values
+        )
+    return (
+        _(
+            "Peripheralising: the pain reached %(before)s on %(before_day)s and %(now)s on "
+            "%(now_day)s."
+        )
+        % values
+    )
+
+
+# --- The review page's little pictures ----------------------------------------------------------
+
+
+def sparkline(points: Sequence[tuple[dt.date, int | None]], *, label: str) -> SafeString:
+    """Pain over the last days as a tiny line (0-10), with the label as its accessible name."""
+    width, height, pad = 112, 28, 3
+    count = len(points)
+    coords = []
+    for index, (_day, score) in enumerate(points):
+        if score is None:
+            continue
+        x = pad + (width - 2 * pad) * index / max(count - 1, 1)
+        y = height - pad - (height - 2 * pad) * score / 10
+        coords.append((round(x, 1), round(y, 1)))
+    body = [
+        format_html(
+            '<line x1="0" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>',
+            height - pad,
+            width,
+            height - pad,
+            GRID,
+        )
+    ]
+    if len(coords) > 1:
+        body.append(
+            format_html(
+                '<polyline points="{}" fill="none" stroke="{}" stroke-width="2" '
+                'stroke-linejoin="round" stroke-linecap="round"/>',
+                " ".join(f"{x},{y}" for x, y in coords),
+                PAIN,
+            )
+        )
+    if coords:
+        body.append(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"/>', *coords[-1], PAIN))
+    return mark_safe(  # noqa: S308 - every dynamic value is escaped
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def spark_label(points: Sequence[tuple[dt.date, int | None]]) -> str:
+    scored = [(day, score) for day, score in points if score is not None]
+    if not scored:
+        return _("No pain scores in the last %(days)d days.") % {"days": len(points)}
+    if len(scored) == 1:
+        return _("Pain %(score)d/10 on %(day)s.") % {
+            "score": scored[0][1],
+            "day": _day_label(scored[0][0]),
+        }
+    return _("Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s.") % {
+        "first": scored[0][1],
+        "first_day": _day_label(scored[0][0]),
+        "last": scored[-1][1],
+        "last_day": _day_label(scored[-1][0]),
+    }
+
+
+def bar(percent: int | None, *, adherent: bool | None) -> SafeString:
+    """A 0-100% bar; decorative (the figure is written next to it)."""
+    width = 0 if percent is None else max(0, min(percent, 100))
+    fill = DONE if adherent else PAIN
+    return format_html(
+        '<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true" '
+        'focusable="false" xmlns="http://www.w3.org/2000/svg">'
+        '<rect x="0" y="0" width="100" height="8" rx="2" fill="{}"/>'
+        '<rect x="0" y="0" width="{}" height="8" rx="2" fill="{}"/>'
+        '<line x1="80" y1="0" x2="80" y2="8" stroke="{}" stroke-width="1"/></svg>',
+        PRESCRIBED,
+        width,
+        fill,
+        INK,
+    )

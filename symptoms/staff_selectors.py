@@ -1,0 +1,455 @@
+"""Reads for the staff pages (review, patient detail, export), scoped to the asking user.
+
+Everything here reads the per-patient-per-day rollup (``DailyAdherence``),
+never the session log, and makes a fixed number of queries whatever the
+number of rows shown: the patients of one page, then one query each for
+their rollup rows and their open alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    Exists,
+    F,
+    FilteredRelation,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, NullIf
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import THERAPISTS_GROUP, User, is_clinic_admin
+from patients.models import Assignment, Patient, PhaseChange
+from patients.selectors import patients_for_staff
+from programs.phases import PHASE_ORDER
+from symptoms import adherence
+from symptoms.models import LOCATION_RANK, Alert, DailyAdherence, PainReport, PainTrend
+
+SPARK_DAYS = 14
+PAGE_SIZE = 50
+
+SORTS = {
+    "name": ("user__full_name", "user__email", "pk"),
+    "therapist": ("therapist__full_name", "therapist__email", "user__full_name", "pk"),
+    "phase": ("_phase_rank", "user__full_name", "pk"),
+    "day": ("_phase_started", "user__full_name", "pk"),  # longest in phase first
+    "adherence7": ("_adh7", "user__full_name", "pk"),
+    "adherence30": ("_adh30", "user__full_name", "pk"),
+    "last_session": ("_last_session", "user__full_name", "pk"),
+    "alerts": ("_open_alerts", "user__full_name", "pk"),
+}
+SORT_LABELS = {
+    "name": "Patient",
+    "therapist": "Therapist",
+    "phase": "Phase",
+    "day": "Day in phase",
+    "adherence7": "7-day adherence",
+    "adherence30": "30-day adherence",
+    "last_session": "Last session",
+    "alerts": "Open alerts",
+}
+
+
+def is_clinical_staff(user) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and (is_clinic_admin(user) or getattr(user, "is_therapist", False))
+    )
+
+
+def therapists_for_filter(user: User) -> list[User]:
+    """The therapists a clinic admin can filter by (therapists see only themselves)."""
+    if not is_clinic_admin(user):
+        return []
+    return list(
+        User.objects.filter(is_active=True, is_staff=True, groups__name=THERAPISTS_GROUP)
+        .order_by("full_name", "email")
+        .only("pk", "full_name", "email")
+    )
+
+
+# --- Local dates ------------------------------------------------------------------------
+
+
+class LocalToday:
+    """Each time zone's local date at one instant (cached per zone)."""
+
+    def __init__(self, now: dt.datetime | None = None):
+        self.now = now or timezone.now()
+        self._cache: dict[str, dt.date] = {}
+
+    def __call__(self, zone: str) -> dt.date:
+        if zone not in self._cache:
+            self._cache[zone] = self.now.astimezone(zoneinfo.ZoneInfo(zone)).date()
+        return self._cache[zone]
+
+
+def _per_zone_date(zones: Iterable[str], today: LocalToday, offset: int) -> Case | Value:
+    """An SQL expression: the patient's local today minus ``offset`` days."""
+    groups: dict[dt.date, list[str]] = {}
+    for zone in zones:
+        groups.setdefault(today(zone) - dt.timedelta(days=offset), []).append(zone)
+    if not groups:
+        return Value(today.now.date(), output_field=DateField())
+    whens = [When(timezone__in=sorted(zs), then=Value(day)) for day, zs in sorted(groups.items())]
+    return Case(*whens, default=Value(None), output_field=DateField())
+
+
+# --- The review list --------------------------------------------------------------------
+
+
+@dataclass
+class ReviewFilters:
+    therapist: int | None = None
+    phase: str = ""  # a Phase value, "none" (no program) or "" (any)
+    at_risk: bool = False
+    has_alerts: bool = False
+    search: str = ""
+    sort: str = "name"
+    descending: bool = False
+
+    @property
+    def needs_adherence(self) -> bool:
+        return self.at_risk or self.sort in {"adherence7", "adherence30"}
+
+
+def _adherence_ratio(days: int) -> Subquery:
+    """Percent done/prescribed over the ``days`` complete days before the patient's today."""
+    rows = (
+        DailyAdherence.objects.filter(
+            patient_id=OuterRef("pk"),
+            local_date__gte=OuterRef(f"_from{days}"),
+            local_date__lt=OuterRef("_today"),
+        )
+        .order_by()
+        .values("patient_id")
+        .annotate(
+            ratio=Cast(Sum("done"), FloatField())
+            * 100.0
+            / NullIf(Cast(Sum("prescribed"), FloatField()), 0.0)
+        )
+        .values("ratio")
+    )
+    return Subquery(rows, output_field=FloatField())
+
+
+def review_patients(
+    user: User, filters: ReviewFilters, today: LocalToday | None = None
+) -> QuerySet[Patient]:
+    """The patients this user may review, filtered and sorted, not yet sliced.
+
+    Adherence is computed in SQL (from the rollup) only when a filter or the
+    sort needs it; otherwise each page's figures come from ``review_rows``.
+    """
+    today = today or LocalToday()
+    patients = (
+        patients_for_staff(user)
+        .annotate(
+            _active=FilteredRelation(
+                "assignments", condition=Q(assignments__status=Assignment.Status.ACTIVE)
+            )
+        )
+        .annotate(
+            _phase=F("_active__current_phase"),
+            _phase_started=F("_active__phase_started_on"),
+        )
+    )
+    if filters.therapist and is_clinic_admin(user):
+        patients = patients.filter(therapist_id=filters.therapist)
+    if filters.phase == "none":
+        patients = patients.filter(_phase__isnull=True)
+    elif filters.phase:
+        patients = patients.filter(_phase=filters.phase)
+    if filters.search:
+        patients = patients.filter(
+            Q(user__full_name__icontains=filters.search) | Q(user__email__icontains=filters.search)
+        )
+    open_alerts = Alert.objects.filter(patient_id=OuterRef("pk"), acknowledged_at__isnull=True)
+    if filters.has_alerts:
+        patients = patients.filter(Exists(open_alerts))
+    if filters.needs_adherence:
+        zones = list(patients.order_by().values_list("timezone", flat=True).distinct())
+        patients = patients.annotate(
+            _today=_per_zone_date(zones, today, 0),
+            _from7=_per_zone_date(zones, today, adherence.WINDOW_SHORT),
+            _from30=_per_zone_date(zones, today, adherence.WINDOW_LONG),
+        ).annotate(_adh7=_adherence_ratio(7), _adh30=_adherence_ratio(30))
+        if filters.at_risk:
+            patients = patients.filter(_adh7__lt=float(adherence.ADHERENT_FROM * 100))
+    sort = filters.sort if filters.sort in SORTS else "name"
+    if sort == "phase":
+        patients = patients.annotate(
+            _phase_rank=Case(
+                *[When(_phase=phase, then=Value(rank)) for rank, phase in enumerate(PHASE_ORDER)],
+                default=Value(len(PHASE_ORDER)),
+                output_field=IntegerField(),
+            )
+        )
+    elif sort == "last_session":
+        patients = patients.annotate(
+            _last_session=Subquery(
+                DailyAdherence.objects.filter(
+                    patient_id=OuterRef("pk"), last_session_at__isnull=False
+                )
+                .order_by("-local_date")
+                .values("last_session_at")[:1]
+            )
+        )
+    elif sort == "alerts":
+        patients = patients.annotate(
+            _open_alerts=Subquery(
+                open_alerts.order_by().values("patient_id").annotate(n=Count("pk")).values("n"),
+                output_field=IntegerField(),
+            )
+        )
+    keys = SORTS[sort]
+    descending = filters.descending
+    if sort == "day":  # "day in phase" ascending means the most recent phase start first
+        descending = not descending
+    ordering = []
+    for index, key in enumerate(keys):
+        expression = F(key)
+        if index == 0:
+            ordering.append(
+                expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+            )
+        else:
+            ordering.append(expression.asc())
+    return patients.order_by(*ordering)
+
+
+@dataclass
+class ReviewRow:
+    patient: Patient
+    today: dt.date
+    phase: adherence.PhaseProgress | None
+    week: adherence.Adherence
+    month: adherence.Adherence
+    today_done: int
+    today_prescribed: int
+    today_extra: int
+    spark: list[tuple[dt.date, int | None]]
+    location: str  # the latest day's most distal location, "" if none in the window
+    location_on: dt.date | None
+    trend: str  # a PainTrend value, or "" without a location
+    last_session_at: dt.datetime | None
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def at_risk(self) -> bool:
+        return self.week.adherent is False
+
+
+def _days(first: dt.date, count: int) -> list[dt.date]:
+    return [first + dt.timedelta(days=offset) for offset in range(count)]
+
+
+def review_rows(patients: list[Patient], today: LocalToday | None = None) -> list[ReviewRow]:
+    """The figures for the patients of one page: two queries, whatever their number.
+
+    ``patients`` come from ``review_patients`` (they carry the active phase).
+    """
+    today = today or LocalToday()
+    if not patients:
+        return []
+    ids = [patient.pk for patient in patients]
+    local_today = {patient.pk: today(patient.timezone) for patient in patients}
+    earliest = min(local_today.values()) - dt.timedelta(days=adherence.WINDOW_LONG)
+    by_patient: dict[int, list[tuple]] = {pk: [] for pk in ids}
+    for row in (
+        DailyAdherence.objects.filter(patient_id__in=ids, local_date__gte=earliest)
+        .order_by("patient_id", "local_date")
+        .values_list(
+            "patient_id",
+            "local_date",
+            "prescribed",
+            "done",
+            "extra",
+            "pain_last",
+            "location",
+            "last_session_at",
+        )
+    ):
+        by_patient[row[0]].append(row[1:])
+    alerts_by_patient: dict[int, list[Alert]] = {pk: [] for pk in ids}
+    for alert in Alert.objects.filter(patient_id__in=ids, acknowledged_at__isnull=True).order_by(
+        "-created_at"
+    ):
+        alerts_by_patient[alert.patient_id].append(alert)
+
+    rows = []
+    for patient in patients:
+        day = local_today[patient.pk]
+        history = by_patient[patient.pk]
+        counts = [(d, prescribed, done, extra) for d, prescribed, done, extra, *_ in history]
+        todays = next((r for r in history if r[0] == day), None)
+        pain_by_day = {r[0]: r[4] for r in history if r[4] is not None}
+        spark_from = day - dt.timedelta(days=SPARK_DAYS - 1)
+        located = [(r[0], r[5]) for r in history if r[5]]
+        location, location_on, trend = "", None, ""
+        if located:
+            location_on, location = located[-1]
+            if len(located) == 1:
+                trend = PainTrend.FIRST
+            else:
+                before, now_rank = LOCATION_RANK[located[-2][1]], LOCATION_RANK[location]
+                trend = (
+                    PainTrend.CENTRALISING
+                    if now_rank < before
+                    else PainTrend.PERIPHERALISING
+                    if now_rank > before
+                    else PainTrend.UNCHANGED
+                )
+        phase = getattr(patient, "_phase", None)
+        rows.append(
+            ReviewRow(
+                patient=patient,
+                today=day,
+                phase=adherence.phase_progress(
+                    phase=phase, started_on=patient._phase_started, today=day
+                )
+                if phase
+                else None,
+                week=adherence.adherence_over(counts, today=day, days=adherence.WINDOW_SHORT),
+                month=adherence.adherence_over(counts, today=day, days=adherence.WINDOW_LONG),
+                today_done=todays[2] if todays else 0,
+                today_prescribed=todays[1] if todays else 0,
+                today_extra=todays[3] if todays else 0,
+                spark=[(d, pain_by_day.get(d)) for d in _days(spark_from, SPARK_DAYS)],
+                location=location,
+                location_on=location_on,
+                trend=trend,
+                last_session_at=max((r[6] for r in history if r[6]), default=None),
+                alerts=alerts_by_patient[patient.pk],
+            )
+        )
+    return rows
+
+
+# --- One patient --------------------------------------------------------------------------
+
+
+def patient_for_review(user: User, public_id) -> Patient:
+    """The patient, if this user may see them; 404 otherwise (never a hint it exists)."""
+    patient = patients_for_staff(user).filter(public_id=public_id).first()
+    if patient is None:
+        raise Http404("No such patient.")
+    return patient
+
+
+def patient_rollup(patient: Patient, first: dt.date, last: dt.date) -> list[DailyAdherence]:
+    return list(
+        DailyAdherence.objects.filter(patient=patient, local_date__range=(first, last)).order_by(
+            "local_date"
+        )
+    )
+
+
+def patient_phase_history(patient: Patient) -> list[PhaseChange]:
+    return list(
+        PhaseChange.objects.filter(assignment__patient=patient)
+        .select_related("assignment__template", "changed_by")
+        .order_by("changed_at", "id")
+    )
+
+
+def patient_alerts(patient: Patient, limit: int = 50) -> list[Alert]:
+    """Open alerts first (newest first), then the latest acknowledged ones."""
+    return list(
+        Alert.objects.filter(patient=patient)
+        .select_related("acknowledged_by")
+        .order_by(F("acknowledged_at").desc(nulls_first=True), "-created_at")[:limit]
+    )
+
+
+def patient_notes(patient: Patient, limit: int = 30) -> list[PainReport]:
+    return list(
+        PainReport.objects.filter(patient=patient)
+        .exclude(note="")
+        .order_by("-reported_at")
+        .only("reported_at", "local_date", "score", "location", "note")[:limit]
+    )
+
+
+def alert_for_staff(user: User, pk: int) -> Alert:
+    alert = (
+        Alert.objects.filter(pk=pk, patient__in=patients_for_staff(user).values("pk"))
+        .select_related("patient", "acknowledged_by")
+        .first()
+    )
+    if alert is None:
+        raise Http404("No such alert.")
+    return alert
+
+
+# --- The CSV export -------------------------------------------------------------------------
+
+
+def export_rows(user: User, *, first: dt.date, last: dt.date, therapist: int | None, chunk: int):
+    """(patient info, rollup row) pairs for the export, streamed in ``chunk``-sized batches.
+
+    The rollup is read in (patient, date) order straight off its unique index
+    through a server-side cursor; patient names are fetched per batch for the
+    patients in it only, so memory stays flat however large the clinic.
+    """
+    rollup = DailyAdherence.objects.filter(local_date__range=(first, last))
+    if not is_clinic_admin(user):
+        rollup = rollup.filter(patient__therapist=user)
+    elif therapist:
+        rollup = rollup.filter(patient__therapist_id=therapist)
+    if not is_clinical_staff(user):
+        rollup = rollup.none()
+    rows = rollup.order_by("patient_id", "local_date").values_list(
+        "patient_id",
+        "local_date",
+        "phase",
+        "prescribed",
+        "done",
+        "extra",
+        "reps",
+        "pain_last",
+        "pain_max",
+        "location",
+    )
+    info: dict[int, tuple] = {}
+    batch: list[tuple] = []
+
+    def flush():
+        ids = {row[0] for row in batch}
+        missing = ids - info.keys()
+        if missing:
+            keep = {pk: info[pk] for pk in ids & info.keys()}  # memory stays per batch
+            info.clear()
+            info.update(keep)
+            for pk, public_id, name, email, therapist_email in Patient.objects.filter(
+                pk__in=missing
+            ).values_list("pk", "public_id", "user__full_name", "user__email", "therapist__email"):
+                info[pk] = (public_id, name, email, therapist_email)
+        for row in batch:
+            yield info[row[0]], row
+
+    for row in rows.iterator(chunk_size=chunk):
+        batch.append(row)
+        if len(batch) >= chunk:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()

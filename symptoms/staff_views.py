@@ -1,0 +1,424 @@
+"""Staff pages: the adherence review, one patient's detail, alert acknowledgement, export.
+
+Mounted at ``/staff/`` (``symptoms/staff_urls.py``). Therapists see their own
+patients, clinic admins everyone; anything else is a 404, and signed-out
+visitors go to the admin sign-in. Every read of patient records is audited.
+Pages work without JavaScript; htmx swaps only the part that changed
+(``{% partialdef %}`` fragments).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable, Iterator
+from functools import wraps
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import is_clinic_admin
+from audit.models import AuditAction
+from audit.services import audit_record
+from patients.selectors import patient_active_assignment
+from programs.phases import Phase
+from symptoms import adherence, charts, services
+from symptoms import staff_selectors as selectors
+from symptoms.models import PainLocation
+
+# --- Access ----------------------------------------------------------------------------
+
+
+def staff_required(view: Callable) -> Callable:
+    """Therapists and clinic admins only. Signed out: the admin sign-in; others: 404."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not selectors.is_clinical_staff(request.user):
+            raise Http404("Not found.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _render(request, template: str, context: dict, fragment: str | None, status: int = 200):
+    htmx = getattr(request, "htmx", None)
+    use_fragment = fragment and bool(htmx) and not htmx.history_restore_request
+    response = render(
+        request, f"{template}#{fragment}" if use_fragment else template, context, status=status
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- The review page ---------------------------------------------------------------------
+
+PHASE_FILTER_CHOICES = [
+    ("", gettext_lazy("Any phase")),
+    *Phase.choices,
+    ("none", gettext_lazy("No program")),
+]
+
+
+class ReviewFilterForm(forms.Form):
+    q = forms.CharField(label=gettext_lazy("Name or email"), required=False, max_length=100)
+    therapist = forms.TypedChoiceField(
+        label=gettext_lazy("Therapist"), required=False, coerce=int, empty_value=None
+    )
+    phase = forms.ChoiceField(
+        label=gettext_lazy("Phase"), required=False, choices=PHASE_FILTER_CHOICES
+    )
+    at_risk = forms.BooleanField(
+        label=gettext_lazy("At risk (under 80% over 7 days)"), required=False
+    )
+    alerts = forms.BooleanField(label=gettext_lazy("Has open alerts"), required=False)
+    sort = forms.ChoiceField(
+        label=gettext_lazy("Sort by"),
+        required=False,
+        choices=[(key, gettext_lazy(label)) for key, label in selectors.SORT_LABELS.items()],
+    )
+    desc = forms.BooleanField(label=gettext_lazy("Descending"), required=False)
+
+    def __init__(self, *args, therapists=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if therapists:
+            self.fields["therapist"].choices = [("", _("All therapists"))] + [
+                (str(t.pk), t.get_full_name()) for t in therapists
+            ]
+        else:
+            del self.fields["therapist"]
+
+    def filters(self) -> selectors.ReviewFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return selectors.ReviewFilters(
+            therapist=data.get("therapist"),
+            phase=data.get("phase") or "",
+            at_risk=bool(data.get("at_risk")),
+            has_alerts=bool(data.get("alerts")),
+            search=(data.get("q") or "").strip(),
+            sort=data.get("sort") or "name",
+            descending=bool(data.get("desc")),
+        )
+
+
+def _query_without(request: HttpRequest, *names: str, **extra) -> str:
+    query = request.GET.copy()
+    for name in (*names, *extra):
+        query.pop(name, None)
+    for name, value in extra.items():
+        if value not in (None, "", False):
+            query[name] = value
+    return query.urlencode()
+
+
+@require_GET
+@staff_required
+def review(request: HttpRequest) -> HttpResponse:
+    """One row per patient: phase, adherence, pain, location, last session, open alerts."""
+    user = request.user
+    therapists = selectors.therapists_for_filter(user)
+    form = ReviewFilterForm(request.GET or None, therapists=therapists)
+    filters = form.filters()
+    today = selectors.LocalToday()
+    patients = selectors.review_patients(user, filters, today)
+    paginator = Paginator(patients, selectors.PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    rows = selectors.review_rows(list(page.object_list), today)
+    locations = dict(PainLocation.choices)
+    for row in rows:
+        row.week_bar = charts.bar(row.week.percent, adherent=row.week.adherent)
+        row.month_bar = charts.bar(row.month.percent, adherent=row.month.adherent)
+        row.spark_label = charts.spark_label(row.spark)
+        row.spark_svg = charts.sparkline(row.spark, label=row.spark_label)
+        row.location_label = locations.get(row.location, "")
+    audit_record(
+        request=request,
+        action=AuditAction.LIST,
+        detail={
+            "view": "staff review",
+            "patients": sorted(str(row.patient.public_id) for row in rows),
+        },
+    )
+    columns = []
+    for key, label in selectors.SORT_LABELS.items():
+        if key == "therapist" and not therapists:
+            continue
+        current = filters.sort == key
+        descending = not filters.descending if current else False
+        columns.append(
+            {
+                "key": key,
+                "label": _(label),
+                "current": current,
+                "descending": filters.descending if current else None,
+                "query": _query_without(request, "page", sort=key, desc="1" if descending else ""),
+            }
+        )
+    context = {
+        "form": form,
+        "rows": rows,
+        "page": page,
+        "paginator": paginator,
+        "columns": columns,
+        "show_therapist": bool(therapists),
+        "filters": filters,
+        "page_query": _query_without(request, "page"),
+        "help_text": adherence.HELP_TEXT,
+        "next_url": request.get_full_path(),
+    }
+    return _render(request, "symptoms/staff/review.html", context, "results")
+
+
+# --- One patient ---------------------------------------------------------------------------
+
+DETAIL_RANGES = (30, 90, 180)
+
+
+@require_GET
+@staff_required
+def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
+    """Pain, sessions against prescribed, how far the pain reaches, phases, alerts, notes."""
+    patient = selectors.patient_for_review(request.user, public_id)
+    try:
+        days = int(request.GET.get("days", 90))
+    except ValueError:
+        days = 90
+    if days not in DETAIL_RANGES:
+        days = 90
+    today = timezone.now().astimezone(patient.tzinfo).date()
+    first = today - dt.timedelta(days=days - 1)
+    rollup = selectors.patient_rollup(patient, first, today)
+    history = selectors.patient_phase_history(patient)
+    assignment = patient_active_assignment(patient)
+    chart_days = charts.days_from_rollup(rollup, first, today)
+    markers = [
+        (change.effective_on, change.get_to_phase_display())
+        for change in history
+        if first <= change.effective_on <= today and change.kind != "sessions_set"
+    ]
+    rows = [(r.local_date, r.prescribed, r.done, r.extra) for r in rollup]
+    context = {
+        "patient": patient,
+        "assignment": assignment,
+        "phase": adherence.phase_progress(
+            phase=assignment.current_phase, started_on=assignment.phase_started_on, today=today
+        )
+        if assignment
+        else None,
+        "today": today,
+        "days": days,
+        "ranges": DETAIL_RANGES,
+        "week": adherence.adherence_over(rows, today=today, days=adherence.WINDOW_SHORT),
+        "month": adherence.adherence_over(rows, today=today, days=adherence.WINDOW_LONG),
+        "pain": charts.pain_chart(
+            chart_days,
+            markers=markers,
+            summary=charts.staff_pain_summary(chart_days),
+            ident="staff-pain",
+        ),
+        "sessions": charts.sessions_chart(
+            chart_days,
+            markers=markers,
+            summary=charts.staff_sessions_summary(chart_days, today=today),
+            ident="staff-sessions",
+        ),
+        "location": charts.location_chart(
+            chart_days,
+            markers=markers,
+            summary=charts.staff_location_summary(chart_days),
+            ident="staff-location",
+        ),
+        "history": list(reversed(history)),
+        "alerts": selectors.patient_alerts(patient),
+        "notes": selectors.patient_notes(patient),
+        "help_text": adherence.HELP_TEXT,
+        "next_url": request.get_full_path(),
+        "location_labels": dict(PainLocation.choices),
+    }
+    audit_record(request=request, action=AuditAction.VIEW, patient=patient, obj=patient)
+    return render(request, "symptoms/staff/patient.html", context)
+
+
+# --- Acknowledging an alert ------------------------------------------------------------------
+
+
+@require_POST
+@staff_required
+def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = selectors.alert_for_staff(request.user, pk)
+    if services.alert_acknowledge(alert=alert, user=request.user):
+        audit_record(
+            request=request,
+            action=AuditAction.CHANGE,
+            patient=alert.patient,
+            obj=alert,
+            detail={"acknowledged": alert.get_kind_display()},
+        )
+    alert.refresh_from_db()
+    if getattr(request, "htmx", None):
+        return render(
+            request,
+            "symptoms/staff/_alert.html#alert",
+            {"alert": alert, "full": request.POST.get("full") == "1"},
+        )
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("staff:review")
+    return redirect(next_url)
+
+
+# --- CSV export -------------------------------------------------------------------------------
+
+EXPORT_MAX_DAYS = 366
+EXPORT_CHUNK = 2000
+CSV_COLUMNS = [
+    "patient_id",
+    "patient_name",
+    "patient_email",
+    "therapist_email",
+    "date",
+    "phase",
+    "sessions_prescribed",
+    "sessions_done",
+    "sessions_extra",
+    "adherence_percent",
+    "adherent",
+    "reps",
+    "pain_last",
+    "pain_max",
+    "most_distal_location",
+]
+
+
+class ExportForm(forms.Form):
+    start = forms.DateField(
+        label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    therapist = forms.TypedChoiceField(
+        label=gettext_lazy("Therapist"), required=False, coerce=int, empty_value=None
+    )
+
+    def __init__(self, *args, therapists=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if therapists:
+            self.fields["therapist"].choices = [("", _("All therapists"))] + [
+                (str(t.pk), t.get_full_name()) for t in therapists
+            ]
+        else:
+            del self.fields["therapist"]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError(_("The end date must be on or after the start date."))
+            if (end - start).days + 1 > EXPORT_MAX_DAYS:
+                raise forms.ValidationError(
+                    _("Export at most %(days)d days at a time (you asked for %(asked)d).")
+                    % {"days": EXPORT_MAX_DAYS, "asked": (end - start).days + 1}
+                )
+        return data
+
+
+@require_GET
+@staff_required
+def export(request: HttpRequest) -> HttpResponse:
+    """The export form; with valid dates (``?start=&end=``) the CSV itself, streamed."""
+    therapists = selectors.therapists_for_filter(request.user)
+    if not request.GET:
+        yesterday = timezone.localdate() - dt.timedelta(days=1)
+        form = ExportForm(
+            initial={"start": yesterday - dt.timedelta(days=29), "end": yesterday},
+            therapists=therapists,
+        )
+        return render(request, "symptoms/staff/export.html", {"form": form})
+    form = ExportForm(request.GET, therapists=therapists)
+    if not form.is_valid():
+        return render(request, "symptoms/staff/export.html", {"form": form}, status=400)
+    start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+    therapist = form.cleaned_data.get("therapist")
+    audit_record(
+        request=request,
+        action=AuditAction.EXPORT,
+        detail={
+            "export": "adherence per patient per day",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "therapist": therapist,
+            "scope": "clinic" if is_clinic_admin(request.user) else "own patients",
+        },
+    )
+    rows = selectors.export_rows(
+        request.user, first=start, last=end, therapist=therapist, chunk=EXPORT_CHUNK
+    )
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="adherence-{start.isoformat()}-{end.isoformat()}.csv"'
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value) -> str:
+    """Neutralise spreadsheet formulas in text cells (CSV injection)."""
+    text = "" if value is None else str(value)
+    if text[:1] in {"=", "+", "-", "@", "\t", "\r"}:
+        return "'" + text
+    return text
+
+
+def _csv_lines(rows) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    buffer = []
+    for (public_id, name, email, therapist_email), row in rows:
+        _, local_date, phase, prescribed, done, extra, reps, pain_last, pain_max, location = row
+        percent = adherence.percent(done, prescribed)
+        adherent = adherence.is_adherent(done, prescribed)
+        buffer.append(
+            writer.writerow(
+                [
+                    public_id,
+                    _cell(name),
+                    _cell(email),
+                    _cell(therapist_email),
+                    local_date.isoformat(),
+                    phase,
+                    prescribed,
+                    done,
+                    extra,
+                    "" if percent is None else percent,
+                    "" if adherent is None else ("yes" if adherent else "no"),
+                    reps,
+                    "" if pain_last is None else pain_last,
+                    "" if pain_max is None else pain_max,
+                    location,
+                ]
+            )
+        )
+        if len(buffer) >= 500:
+            yield "".join(buffer)
+            buffer = []
+    if buffer:
+        yield "".join(buffer)
