@@ -7,8 +7,10 @@ clinic admin sees everyone. Objects outside that scope 404.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -16,6 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin
 from accounts.models import is_clinic_admin
@@ -55,6 +58,13 @@ def _form_errors_from(form, error: ValidationError) -> None:
     else:
         for message in error.messages:
             form.add_error(None, message)
+
+
+class DataRightsConfirmForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand that this cannot be undone."),
+        error_messages={"required": _("Tick the box to confirm.")},
+    )
 
 
 class PhaseChangeInline(admin.TabularInline):
@@ -115,6 +125,7 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
     list_filter = [ActiveProgramFilter, "reminders_enabled"]
     readonly_fields = ["program_overview", "screened_at", "reminder_consent_at", "account"]
     list_per_page = 50
+    actions = ["patient_erase", "patient_anonymise"]
     inlines = [ReminderSlotInline]  # read-only: today's and tomorrow's reminder emails
 
     fieldsets = [
@@ -480,6 +491,66 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
             self.message_user(request, _("Program ended."), messages.SUCCESS)
             return self._done(request, patient, "ended")
         return self._render_action(request, patient, form, _("End the program"), _("End program"))
+
+    # --- data rights: erase or anonymise (clinic admins only, audited) ---------
+
+    def has_data_rights_permission(self, request) -> bool:
+        return is_clinic_admin(request.user)
+
+    @admin.action(
+        description=_("Erase the patient's account and all their data (asks first)"),
+        permissions=["data_rights"],
+    )
+    def patient_erase(self, request, queryset):
+        return self._data_rights_action(request, queryset, erase=True)
+
+    @admin.action(
+        description=_("Anonymise: keep de-identified clinical data (asks first)"),
+        permissions=["data_rights"],
+    )
+    def patient_anonymise(self, request, queryset):
+        return self._data_rights_action(request, queryset, erase=False)
+
+    def _data_rights_action(self, request, queryset, *, erase: bool):
+        action = "patient_erase" if erase else "patient_anonymise"
+        form = DataRightsConfirmForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done = 0
+            for patient in queryset.select_related("user"):
+                with transaction.atomic():
+                    # Recorded first, in the same transaction: the row keeps the
+                    # patient's public id after the patient is gone.
+                    audit_record(
+                        request=request,
+                        action=AuditAction.DELETE if erase else AuditAction.CHANGE,
+                        patient=patient,
+                        obj=patient,
+                        detail={"data_rights": "erased" if erase else "anonymised"},
+                    )
+                    if erase:
+                        services.patient_erase(patient=patient)
+                    else:
+                        services.patient_anonymise(patient=patient, by=request.user)
+                done += 1
+            if erase:
+                message = ngettext("%(count)d patient erased.", "%(count)d patients erased.", done)
+            else:
+                message = ngettext(
+                    "%(count)d patient anonymised.", "%(count)d patients anonymised.", done
+                )
+            self.message_user(request, message % {"count": done}, messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Erase patients") if erase else _("Anonymise patients"),
+            "erase": erase,
+            "patients": queryset.select_related("user"),
+            "form": form,
+            "action": action,
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        }
+        return render(request, "admin/patients/data_rights_confirm.html", context)
 
 
 @admin.register(Assignment)

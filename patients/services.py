@@ -506,3 +506,104 @@ def patient_send_welcome(*, patient: Patient) -> None:
         subject=_("Welcome to Back Exercise Coach"),
         extra={"therapist": patient.therapist},
     )
+
+
+# --- Data rights: erase or anonymise a patient (clinic admins, audited by the caller) ---
+
+
+def _forget_sign_in_traces(*, user: User) -> None:
+    """Rate-limit ledgers keyed by the address, and the admin's change log naming them."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from accounts.models import SignInFailure
+
+    SignInFailure.objects.filter(email=user.email.lower()).delete()
+    SignInRequest.objects.filter(email_hash=_email_hash(user.email)).delete()
+    LoginLink.objects.filter(user=user).delete()
+    patient = getattr(user, "patient", None)
+    # Django's admin history stores each object's name ("object_repr").
+    targets = [(User, [user.pk])]
+    if patient is not None:
+        targets += [
+            (Patient, [patient.pk]),
+            (Assignment, list(patient.assignments.values_list("pk", flat=True))),
+        ]
+    for model, pks in targets:
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(model),
+            object_id__in=[str(pk) for pk in pks],
+        ).delete()
+
+
+@transaction.atomic
+def patient_erase(*, patient: Patient) -> str:
+    """Delete the patient's account and every health record. Returns their public id.
+
+    Gone: the account, profile, screening, programs and their history,
+    sessions, pain and warning-sign reports, alerts, reminder emails, sign-in
+    links and the sign-in ledgers. The audit trail keeps its rows: their
+    ``patient`` / ``actor`` columns become empty and only the text copies
+    (the patient's random public id, the actor's address) stay.
+    """
+    patient = Patient.objects.select_related("user").select_for_update().get(pk=patient.pk)
+    public_id = str(patient.public_id)
+    user = patient.user
+    _forget_sign_in_traces(user=user)
+    # Sessions first: they protect the programs they were logged under.
+    from symptoms.models import SessionLog
+
+    SessionLog.objects.filter(patient=patient).delete()
+    # The user's deletion cascades to the patient and everything hanging off it.
+    user.delete()
+    return public_id
+
+
+ANONYMISED_NAME = "Anonymised patient"
+REDACTED = "[removed when the patient was anonymised]"
+
+
+@transaction.atomic
+def patient_anonymise(*, patient: Patient, by: User) -> Patient:
+    """Keep de-identified clinical data for statistics; nothing that names the person.
+
+    Kept: the screening answers, time zone and waking window, programs with
+    their phases and dates, sessions, pain scores and locations, warning-sign
+    reports and alert kinds. Replaced: name and email (random placeholder).
+    Removed: free text (pain notes, alert messages, therapists' reasons),
+    reminder emails, sign-in links and ledgers. The account cannot sign in.
+    """
+    from reminders.models import ReminderSlot
+    from symptoms.models import Alert, PainReport
+
+    patient = Patient.objects.select_related("user").select_for_update().get(pk=patient.pk)
+    user = patient.user
+    _forget_sign_in_traces(user=user)
+    for assignment in patient.assignments.filter(status=Assignment.Status.ACTIVE):
+        assignment_end(assignment=assignment, ended_by=by, reason=REDACTED)
+    PhaseChange.objects.filter(assignment__patient=patient).update(reason=REDACTED)
+    patient.assignments.exclude(safety_override_reason="").update(safety_override_reason=REDACTED)
+    PainReport.objects.filter(patient=patient).update(note="")
+    for kind, label in Alert.Kind.choices:
+        Alert.objects.filter(patient=patient, kind=kind).update(message=str(label))
+    ReminderSlot.objects.filter(patient=patient).delete()
+
+    placeholder = secrets.token_hex(8)
+    user.email = f"anonymised-{placeholder}@invalid.example"
+    user.full_name = f"{ANONYMISED_NAME} {placeholder[:6]}"
+    user.is_active = False
+    user.set_unusable_password()  # also ends every signed-in session
+    user.save()
+    patient.reminders_enabled = False
+    patient.reminder_consent_at = None
+    patient.reminders_paused_until = None
+    patient.save(
+        update_fields=[
+            "reminders_enabled",
+            "reminder_consent_at",
+            "reminders_paused_until",
+            "updated_at",
+        ]
+    )
+    _announce_schedule_change(patient)
+    return patient

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from patients import views
+from patients import views, views_data
 from symptoms import views as symptom_views
 
 app_name = "patients"
@@ -29,4 +29,7 @@ urlpatterns = [
     # Progress and settings.
     path("progress/", symptom_views.progress, name="progress"),
     path("settings/", views.settings_view, name="settings"),
+    # The patient's own data, to download (patients/views_data.py).
+    path("settings/my-data.json", views_data.export_json, name="export_json"),
+    path("settings/my-data-csv.zip", views_data.export_csv, name="export_csv"),
 ]
