@@ -764,7 +764,7 @@ def alerts_evaluate_time_rules(*, now: dt.datetime | None = None, batch: int = 1
             "started_on",
             "current_phase",
             "phase_started_on",
-            "patient__pk",
+            "patient__id",
             "patient__timezone",
             "patient__therapist_id",
         )
