@@ -76,7 +76,8 @@ def _markers(
     """A dashed vertical line, labelled, at each marker's day (phase changes)."""
     index = {day.date: i for i, day in enumerate(days)}
     parts = []
-    for when, label in markers:
+    latest = dict(markers)  # several changes on one day: the last one holds for the day
+    for when, label in latest.items():
         if when not in index:
             continue
         x = x_of(index[when])
@@ -513,11 +514,14 @@ def staff_sessions_summary(days: Sequence[DayProgress], *, today: dt.date) -> st
         )
         rows.append((d.date, d.sessions_prescribed, done, extra))
     total = adherence.adherence_over(rows, today=today, days=len(complete) or 1)
-    text = ngettext(
-        "Over the %(count)d complete day shown: %(adherence)s of prescribed sessions done",
-        "Over the %(count)d complete days shown: %(adherence)s of prescribed sessions done",
-        len(complete),
-    ) % {"count": len(complete), "adherence": total.label}
+    if total.prescribed:
+        text = ngettext(
+            "Over the %(count)d complete day shown: %(adherence)s of prescribed sessions done",
+            "Over the %(count)d complete days shown: %(adherence)s of prescribed sessions done",
+            len(complete),
+        ) % {"count": len(complete), "adherence": total.label}
+    else:
+        text = _("Nothing prescribed before today in this period")
     if total.extra:
         text += ngettext(
             ", plus %(extra)d extra session", ", plus %(extra)d extra sessions", total.extra

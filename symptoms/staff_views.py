@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import is_clinic_admin
 from audit.models import AuditAction
 from audit.services import audit_record
+from patients.models import PhaseChange
 from patients.selectors import patient_active_assignment
 from programs.phases import Phase
 from symptoms import adherence, charts, services
@@ -204,9 +205,12 @@ def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
     assignment = patient_active_assignment(patient)
     chart_days = charts.days_from_rollup(rollup, first, today)
     markers = [
-        (change.effective_on, change.get_to_phase_display())
+        (
+            change.effective_on,
+            _("Ended") if change.kind == PhaseChange.Kind.ENDED else change.get_to_phase_display(),
+        )
         for change in history
-        if first <= change.effective_on <= today and change.kind != "sessions_set"
+        if first <= change.effective_on <= today and change.kind != PhaseChange.Kind.SESSIONS_SET
     ]
     rows = [(r.local_date, r.prescribed, r.done, r.extra) for r in rollup]
     context = {
@@ -245,7 +249,6 @@ def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
         "notes": selectors.patient_notes(patient),
         "help_text": adherence.HELP_TEXT,
         "next_url": request.get_full_path(),
-        "location_labels": dict(PainLocation.choices),
     }
     audit_record(request=request, action=AuditAction.VIEW, patient=patient, obj=patient)
     return render(request, "symptoms/staff/patient.html", context)
