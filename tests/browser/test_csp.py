@@ -275,6 +275,10 @@ def test_admin_pages_break_no_csp_rule(desk, live_server, people):
         page.locator("button[name=index]").click()
         expect(page.locator("#content h1")).to_be_visible()
 
+    # The staff review pages (issue 5): list, a patient's detail with its charts.
+    page.goto(f"{base}/staff/")
+    page.goto(f"{base}/staff/patients/{patient.public_id}/")
+
     # Logging out.
     page.goto(f"{base}/admin/")
     page.locator("#logout-form button").click()
@@ -287,7 +291,6 @@ def _request_for(user):
     request = RequestFactory().get("/admin/")
     request.user = user
     return request
-
 
 
 def test_the_watch_catches_a_violation(desk, live_server):
