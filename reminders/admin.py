@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin
+from audit.admin_mixins import AuditedAdminMixin
 from reminders.models import ReminderSlot, SlotStatus
 from reminders.selectors import reminder_slots_for_staff
 
@@ -77,7 +78,7 @@ class ReminderSlotInline(admin.TabularInline):
 
 
 @admin.register(ReminderSlot)
-class ReminderSlotAdmin(NotFoundOutsideScopeMixin, admin.ModelAdmin):
+class ReminderSlotAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmin):
     list_display = [
         "patient",
         "local_date",
