@@ -145,7 +145,7 @@ def live(transactional_db, redis_server, smtp_sink, settings, tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("EMAIL_", "CELERY_", "REMINDER_", "DATABASE_URL"))
+        if not key.startswith(("EMAIL_", "CELERY_", "REMINDER_", "DATABASE_URL", "REDIS_URL"))
     }
     env.update(
         {
