@@ -258,6 +258,26 @@ class ReviewRow:
         return self.week.adherent is False
 
 
+def location_trend(located: list[tuple[dt.date, str]], *, since: dt.date) -> str:
+    """Where the pain reaches on the latest day, against the earliest day since ``since``.
+
+    Centralising (moving toward the spine) or peripheralising (further down
+    the leg) over the sparkline's days; "first" with one day to go on; "" when
+    the latest location is older than that.
+    """
+    recent = [(day, where) for day, where in located if day >= since]
+    if not recent:
+        return ""
+    if len(recent) == 1:
+        return PainTrend.FIRST
+    before, now = LOCATION_RANK[recent[0][1]], LOCATION_RANK[recent[-1][1]]
+    if now < before:
+        return PainTrend.CENTRALISING
+    if now > before:
+        return PainTrend.PERIPHERALISING
+    return PainTrend.UNCHANGED
+
+
 def _days(first: dt.date, count: int) -> list[dt.date]:
     return [first + dt.timedelta(days=offset) for offset in range(count)]
 
@@ -307,17 +327,7 @@ def review_rows(patients: list[Patient], today: LocalToday | None = None) -> lis
         location, location_on, trend = "", None, ""
         if located:
             location_on, location = located[-1]
-            if len(located) == 1:
-                trend = PainTrend.FIRST
-            else:
-                before, now_rank = LOCATION_RANK[located[-2][1]], LOCATION_RANK[location]
-                trend = (
-                    PainTrend.CENTRALISING
-                    if now_rank < before
-                    else PainTrend.PERIPHERALISING
-                    if now_rank > before
-                    else PainTrend.UNCHANGED
-                )
+            trend = location_trend(located, since=spark_from)
         phase = getattr(patient, "_phase", None)
         rows.append(
             ReviewRow(

@@ -93,6 +93,7 @@ class ReviewFilterForm(forms.Form):
     desc = forms.BooleanField(label=gettext_lazy("Descending"), required=False)
 
     def __init__(self, *args, therapists=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         if therapists:
             self.fields["therapist"].choices = [("", _("All therapists"))] + [
@@ -317,6 +318,7 @@ class ExportForm(forms.Form):
     )
 
     def __init__(self, *args, therapists=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         if therapists:
             self.fields["therapist"].choices = [("", _("All therapists"))] + [
