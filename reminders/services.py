@@ -41,7 +41,7 @@ from patients.models import Assignment, Patient
 from patients.services import patient_update
 from reminders.emails import message_id_for, reminder_email_build
 from reminders.models import ReminderSlot, SkipReason, SlotStatus
-from reminders.planning import PlannedSlot, plan_day
+from reminders.planning import PlannedSlot, plan_day, zone_named
 from symptoms.selectors import sessions_logged_count
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def reminder_plan_for_day(
     """The slots of one local day for this patient's zone and waking window."""
     return plan_day(
         local_date=local_date,
-        zone=patient.tzinfo,
+        zone=zone_named(patient.timezone),
         wake=patient.wake_time,
         sleep=patient.sleep_time,
         count=sessions_per_day,
@@ -80,7 +80,7 @@ def reminder_plan_for_day(
 
 
 def _local_today(patient: Patient, now: dt.datetime) -> dt.date:
-    return now.astimezone(patient.tzinfo).date()
+    return now.astimezone(zone_named(patient.timezone)).date()
 
 
 @dataclass
@@ -110,7 +110,23 @@ def _desired(
     return desired
 
 
-def _matches(row: ReminderSlot, slot: PlannedSlot, assignment: Assignment, zone: str) -> bool:
+# The columns re-planning compares; read as plain tuples, not model instances
+# (a full plan run reads every future slot of every patient).
+_PLAN_COLUMNS = (
+    "pk",
+    "patient_id",
+    "assignment_id",
+    "local_date",
+    "slot_number",
+    "slots_in_day",
+    "local_time",
+    "timezone",
+    "due_at",
+    "status",
+)
+
+
+def _matches(row, slot: PlannedSlot, assignment: Assignment, zone: str) -> bool:
     return (
         row.due_at == slot.due_at
         and row.slots_in_day == slot.slots_in_day
@@ -153,11 +169,12 @@ def reminder_plan_patients(
             )
         }
         earliest = min(_local_today(patient, now) for patient in patients)
-        existing: dict[int, list[ReminderSlot]] = {pk: [] for pk in ids}
+        existing: dict[int, list] = {pk: [] for pk in ids}
         for row in (
             ReminderSlot.objects.filter(patient_id__in=ids)
             .filter(Q(local_date__gte=earliest) | Q(due_at__gt=now))
             .exclude(status=SlotStatus.CANCELLED)
+            .values_list(*_PLAN_COLUMNS, named=True)
         ):
             existing[row.patient_id].append(row)
 
@@ -378,6 +395,8 @@ PERMANENT = "permanent"
 
 def smtp_error_kind(error: BaseException) -> str:
     """Transient errors are worth retrying; permanent ones never succeed."""
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return PERMANENT  # the server lacks what we are configured to use (TLS, AUTH)
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _msg in error.recipients.values()]
         return TRANSIENT if codes and all(400 <= code < 500 for code in codes) else PERMANENT
@@ -433,6 +452,13 @@ def reminder_send(
     slot = ReminderSlot.objects.select_related("patient__user", "assignment__template").get(
         pk=slot_id
     )
+
+    if slot.attempts > settings.REMINDER_MAX_SEND_ATTEMPTS:
+        # Earlier attempts never finished (killed by the time limit, or the
+        # worker died): do not try for ever.
+        detail = f"Gave up after {slot.attempts - 1} attempts that did not finish."
+        _finish(slot_id, claim_token, status=SlotStatus.FAILED, failure_reason=detail)
+        return SendOutcome("failed", reason=detail)
 
     reason = reminder_skip_reason(slot=slot, now=now)
     if reason:

@@ -54,7 +54,7 @@ def recover_stuck_sending() -> int:
     acks_late=True,
     # A hard limit below REMINDER_SENDING_TIMEOUT: an attempt is over (done
     # or killed) before recovery may hand its slot to someone else.
-    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT - 5,
+    soft_time_limit=max(1, settings.REMINDER_SEND_TIME_LIMIT * 4 // 5),
     time_limit=settings.REMINDER_SEND_TIME_LIMIT,
 )
 def send_reminder(self, slot_id: int, claim_token: str) -> str:

@@ -295,6 +295,8 @@ PERMANENT_ERRORS = [
     smtplib.SMTPDataError(554, b"Message rejected"),
     smtplib.SMTPSenderRefused(553, b"Sender not allowed", "no-reply@localhost"),
     ValueError("Invalid address"),
+    smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server."),
+    smtplib.SMTPAuthenticationError(535, b"Authentication failed"),
 ]
 
 
@@ -424,6 +426,23 @@ def test_an_attempt_renews_its_lease_so_recovery_leaves_it_alone(planned, settin
     started.update(claimed_at=SLOT_1_DUE + dt.timedelta(minutes=9))  # as reminder_send does
     clock(SLOT_1_DUE + dt.timedelta(minutes=11))
     assert services.reminder_recover_stuck() == []
+
+
+def test_a_task_redelivered_after_every_attempt_was_killed_gives_up(
+    planned, settings, clock, mailoutbox
+):
+    """A message that keeps killing its worker (hard time limit) must not loop for ever."""
+    settings.REMINDER_MAX_SEND_ATTEMPTS = 3
+    clock(SLOT_1_DUE)
+    row = slot(planned, 1)
+    token = services.reminder_claim(slot_id=row.pk)
+    ReminderSlot.objects.filter(pk=row.pk).update(attempts=3)  # three attempts never returned
+    outcome = services.reminder_send(slot_id=row.pk, claim_token=token)
+    assert outcome.status == "failed"
+    row.refresh_from_db()
+    assert row.status == "failed"
+    assert row.failure_reason == "Gave up after 3 attempts that did not finish."
+    assert mailoutbox == []
 
 
 def test_recovery_gives_up_after_the_attempt_bound(planned, settings, clock):
