@@ -84,7 +84,11 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def safe_next(request: HttpRequest, candidate: str | None) -> str:
-    if candidate and url_has_allowed_host_and_scheme(
+    """A path on this site to go on to, or "". Only absolute paths: ``redirect()``
+    would take anything else for a URL name (``?next=0`` was a 500)."""
+    if not candidate or not candidate.startswith("/"):
+        return ""
+    if url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
