@@ -38,6 +38,7 @@ slot is ever shown at a time that does not exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from fractions import Fraction
@@ -65,11 +66,28 @@ def _round_half_up(value: Fraction, step: int) -> int:
     return int((value + Fraction(step, 2)) // step) * step
 
 
+@functools.cache
+def zone_named(name: str) -> zoneinfo.ZoneInfo:
+    """``ZoneInfo(name)``, kept for the life of the process.
+
+    zoneinfo's own cache holds only the 8 most recent zones strongly; a
+    planner going through patients in more zones than that would re-read
+    the zone files from disk for nearly every patient.
+    """
+    return zoneinfo.ZoneInfo(name)
+
+
 def wall_minutes(*, wake: dt.time, sleep: dt.time, count: int) -> list[int]:
     """Minutes after local midnight of ``count`` reminders spread over the window."""
     if count < 1:
         return []
-    start, end = _minute_of_day(wake), _minute_of_day(sleep)
+    return list(_spread(_minute_of_day(wake), _minute_of_day(sleep), count))
+
+
+@functools.lru_cache(maxsize=4096)
+def _spread(start: int, end: int, count: int) -> tuple[int, ...]:
+    # Pure and the same for every patient with this window and count:
+    # computed once, not once per patient and day.
     if end <= start:
         raise ValueError("The waking window must end after it starts.")
     window = end - start
@@ -82,7 +100,7 @@ def wall_minutes(*, wake: dt.time, sleep: dt.time, count: int) -> list[int]:
             # Only in a window shorter than `count` minutes: one minute apart.
             minute = minutes[-1] + 1
         minutes.append(minute)
-    return minutes
+    return tuple(minutes)
 
 
 def wall_times(*, wake: dt.time, sleep: dt.time, count: int) -> list[dt.time]:
@@ -118,7 +136,7 @@ def plan_day(
 ) -> list[PlannedSlot]:
     """The reminder slots of one local day, in time order, with their UTC instants."""
     if isinstance(zone, str):
-        zone = zoneinfo.ZoneInfo(zone)
+        zone = zone_named(zone)
     midnight = dt.datetime.combine(local_date, dt.time(0, 0))
     instants: list[dt.datetime] = []
     for minute in wall_minutes(wake=wake, sleep=sleep, count=count):
