@@ -21,6 +21,11 @@ THERAPIST_PERMISSIONS = {
     "programs.programtemplate": ["add", "change", "delete", "view"],
     "programs.templatephase": ["add", "change", "delete", "view"],
     "programs.prescribedexercise": ["add", "change", "delete", "view"],
+    "symptoms.sessionlog": ["view"],
+    "symptoms.painreport": ["view"],
+    "symptoms.redflagreport": ["view"],
+    "symptoms.alert": ["view", "change"],
+    "reminders.reminderslot": ["view"],
 }
 
 CLINIC_ADMIN_PERMISSIONS = {
