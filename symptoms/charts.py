@@ -9,14 +9,15 @@ and for anyone who would rather read than look.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.utils.formats import date_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from symptoms.models import LOCATION_RANK, PainLocation
 from symptoms.selectors import DayProgress
@@ -91,7 +92,7 @@ def _markers(
                 x,
                 bottom,
                 MARKER,
-                _("%(day)s: %(label)s") % {"day": _day_label(when), "label": label},
+                _("%(day)s: %(label)s") % {"day": day_label(when), "label": label},
                 x + 3,
                 top + 10,
                 MARKER,
@@ -101,8 +102,14 @@ def _markers(
     return parts
 
 
-def _day_label(day) -> str:
-    return date_format(day, "j M")
+def day_label(day) -> str:
+    """ "21 Nov": ``date_format(day, "j M")``, with the month names looked up once per language."""
+    return f"{day.day} {_month_names(get_language())[day.month]}"
+
+
+@functools.cache
+def _month_names(language: str | None) -> dict[int, str]:
+    return {month: date_format(dt.date(2000, month, 1), "M") for month in range(1, 13)}
 
 
 def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
@@ -115,7 +122,7 @@ def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
             left,
             y,
             MUTED,
-            _day_label(days[0].date),
+            day_label(days[0].date),
         )
     ]
     if len(days) > 1:
@@ -125,7 +132,7 @@ def _x_axis(days: Sequence[DayProgress], y: int, left: int = LEFT) -> list[str]:
                 WIDTH - RIGHT,
                 y,
                 MUTED,
-                _day_label(days[-1].date),
+                day_label(days[-1].date),
             )
         )
     return parts
@@ -180,7 +187,7 @@ def pain_chart(
                 y,
                 PAIN,
                 _("%(day)s: pain %(score)d out of 10")
-                % {"day": _day_label(day.date), "score": day.pain_score},
+                % {"day": day_label(day.date), "score": day.pain_score},
             )
         )
     body += _x_axis(days, height - 4)
@@ -204,7 +211,7 @@ def pain_summary(days: Sequence[DayProgress]) -> str:
     if len(scored) == 1:
         return _("You logged pain %(score)d out of 10 on %(day)s.") % {
             "score": first.pain_score,
-            "day": _day_label(first.date),
+            "day": day_label(first.date),
         }
     span = (last.date - first.date).days
     values = {
@@ -268,7 +275,7 @@ def sessions_chart(
     for index, day in enumerate(days):
         x = round(LEFT + slot * index + (slot - bar) / 2, 1)
         label = _("%(day)s: %(done)d of %(prescribed)d sessions") % {
-            "day": _day_label(day.date),
+            "day": day_label(day.date),
             "done": day.sessions_done,
             "prescribed": day.sessions_prescribed,
         }
@@ -394,7 +401,7 @@ def location_chart(
                 y,
                 INK,
                 _("%(day)s: %(where)s")
-                % {"day": _day_label(day.date), "where": PainLocation(day.location).label},
+                % {"day": day_label(day.date), "where": PainLocation(day.location).label},
             )
         )
     body += _x_axis(days, height - 4, label_width)
@@ -492,9 +499,9 @@ def staff_pain_summary(days: Sequence[DayProgress]) -> str:
         len(scored),
     ) % {
         "first": first.pain_score,
-        "first_day": _day_label(first.date),
+        "first_day": day_label(first.date),
         "last": last.pain_score,
-        "last_day": _day_label(last.date),
+        "last_day": day_label(last.date),
         "low": min(values),
         "high": max(values),
         "count": len(scored),
@@ -543,9 +550,9 @@ def staff_location_summary(days: Sequence[DayProgress]) -> str:
     first, last = located[0], located[-1]
     values = {
         "before": PainLocation(first.location).label,
-        "before_day": _day_label(first.date),
+        "before_day": day_label(first.date),
         "now": PainLocation(last.location).label,
-        "now_day": _day_label(last.date),
+        "now_day": day_label(last.date),
     }
     if len(located) == 1 or first.location == last.location:
         return _("The pain reached the same place at the start and at the end: %(now)s.") % values
@@ -570,41 +577,31 @@ def staff_location_summary(days: Sequence[DayProgress]) -> str:
 
 
 def sparkline(points: Sequence[tuple[dt.date, int | None]], *, label: str) -> SafeString:
-    """Pain over the last days as a tiny line (0-10), with the label as its accessible name."""
+    """Pain over the last days as a tiny line (0-10), with the label as its accessible name.
+
+    Built with f-strings (50 a page): every value is a number or a constant,
+    except the label, which is escaped.
+    """
     width, height, pad = 112, 28, 3
-    count = len(points)
-    coords = []
-    for index, (_day, score) in enumerate(points):
-        if score is None:
-            continue
-        x = pad + (width - 2 * pad) * index / max(count - 1, 1)
-        y = height - pad - (height - 2 * pad) * score / 10
-        coords.append((round(x, 1), round(y, 1)))
-    body = [
-        format_html(
-            '<line x1="0" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1"/>',
-            height - pad,
-            width,
-            height - pad,
-            GRID,
-        )
+    step = (width - 2 * pad) / max(len(points) - 1, 1)
+    coords = [
+        (round(pad + step * index, 1), round(height - pad - (height - 2 * pad) * score / 10, 1))
+        for index, (_day, score) in enumerate(points)
+        if score is not None
     ]
+    base = height - pad
+    body = f'<line x1="0" y1="{base}" x2="{width}" y2="{base}" stroke="{GRID}" stroke-width="1"/>'
     if len(coords) > 1:
-        body.append(
-            format_html(
-                '<polyline points="{}" fill="none" stroke="{}" stroke-width="2" '
-                'stroke-linejoin="round" stroke-linecap="round"/>',
-                " ".join(f"{x},{y}" for x, y in coords),
-                PAIN,
-            )
+        line = " ".join(f"{x},{y}" for x, y in coords)
+        body += (
+            f'<polyline points="{line}" fill="none" stroke="{PAIN}" stroke-width="2" '
+            'stroke-linejoin="round" stroke-linecap="round"/>'
         )
     if coords:
-        body.append(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"/>', *coords[-1], PAIN))
-    return mark_safe(  # noqa: S308 - every dynamic value is escaped
+        body += f'<circle cx="{coords[-1][0]}" cy="{coords[-1][1]}" r="2.5" fill="{PAIN}"/>'
+    return mark_safe(  # noqa: S308 - numbers and constants; the label is escaped
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
-        + "".join(body)
-        + "</svg>"
+        f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
 
@@ -615,28 +612,24 @@ def spark_label(points: Sequence[tuple[dt.date, int | None]]) -> str:
     if len(scored) == 1:
         return _("Pain %(score)d/10 on %(day)s.") % {
             "score": scored[0][1],
-            "day": _day_label(scored[0][0]),
+            "day": day_label(scored[0][0]),
         }
     return _("Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s.") % {
         "first": scored[0][1],
-        "first_day": _day_label(scored[0][0]),
+        "first_day": day_label(scored[0][0]),
         "last": scored[-1][1],
-        "last_day": _day_label(scored[-1][0]),
+        "last_day": day_label(scored[-1][0]),
     }
 
 
 def bar(percent: int | None, *, adherent: bool | None) -> SafeString:
-    """A 0-100% bar; decorative (the figure is written next to it)."""
-    width = 0 if percent is None else max(0, min(percent, 100))
+    """A 0-100% bar with a tick at 80%; decorative (the figure is written next to it)."""
+    width = 0 if percent is None else max(0, min(int(percent), 100))
     fill = DONE if adherent else PAIN
-    return format_html(
+    return mark_safe(  # noqa: S308 - numbers and constants only
         '<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true" '
         'focusable="false" xmlns="http://www.w3.org/2000/svg">'
-        '<rect x="0" y="0" width="100" height="8" rx="2" fill="{}"/>'
-        '<rect x="0" y="0" width="{}" height="8" rx="2" fill="{}"/>'
-        '<line x1="80" y1="0" x2="80" y2="8" stroke="{}" stroke-width="1"/></svg>',
-        PRESCRIBED,
-        width,
-        fill,
-        INK,
+        f'<rect x="0" y="0" width="100" height="8" rx="2" fill="{PRESCRIBED}"/>'
+        f'<rect x="0" y="0" width="{width}" height="8" rx="2" fill="{fill}"/>'
+        f'<line x1="80" y1="0" x2="80" y2="8" stroke="{INK}" stroke-width="1"/></svg>'
     )

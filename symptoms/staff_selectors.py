@@ -22,6 +22,7 @@ from django.db.models import (
     FilteredRelation,
     FloatField,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -43,6 +44,17 @@ from symptoms.models import LOCATION_RANK, Alert, DailyAdherence, PainReport, Pa
 
 SPARK_DAYS = 14
 PAGE_SIZE = 50
+# What a review row shows: loading nothing else keeps 50 rows cheap.
+ROW_FIELDS = (
+    "public_id",
+    "timezone",
+    "therapist_id",
+    "user_id",
+    "user__full_name",
+    "user__email",
+    "therapist__full_name",
+    "therapist__email",
+)
 
 SORTS = {
     "name": ("user__full_name", "user__email", "pk"),
@@ -162,6 +174,7 @@ def review_patients(
     today = today or LocalToday()
     patients = (
         patients_for_staff(user)
+        .only(*ROW_FIELDS)
         .annotate(
             _active=FilteredRelation(
                 "assignments", condition=Q(assignments__status=Assignment.Status.ACTIVE)
@@ -283,51 +296,93 @@ def _days(first: dt.date, count: int) -> list[dt.date]:
 
 
 def review_rows(patients: list[Patient], today: LocalToday | None = None) -> list[ReviewRow]:
-    """The figures for the patients of one page: two queries, whatever their number.
+    """The figures for the patients of one page: three queries, whatever their number.
 
-    ``patients`` come from ``review_patients`` (they carry the active phase).
+    The database sums each patient's 7- and 30-day windows (and today) from
+    the rollup, windows placed on each patient's own local date; then the
+    last 14 days' pain and location come back for the sparkline; then the
+    open alerts. ``patients`` come from ``review_patients`` (they carry the
+    active phase).
     """
     today = today or LocalToday()
     if not patients:
         return []
     ids = [patient.pk for patient in patients]
     local_today = {patient.pk: today(patient.timezone) for patient in patients}
+    zones_by_day: dict[dt.date, set[str]] = {}
+    for patient in patients:
+        zones_by_day.setdefault(local_today[patient.pk], set()).add(patient.timezone)
+    single = len(zones_by_day) == 1  # the usual case: one clinic, one local date
+
+    def per_zone(first_offset: int, last_offset: int) -> Q:
+        """From ``first_offset`` to ``last_offset`` days before each patient's local today."""
+        condition = Q()
+        for day, zones in zones_by_day.items():
+            dates = Q(
+                local_date__range=(
+                    day - dt.timedelta(days=first_offset),
+                    day - dt.timedelta(days=last_offset),
+                )
+            )
+            condition |= dates if single else dates & Q(patient__timezone__in=sorted(zones))
+        return condition
+
+    def in_window(days: int) -> Q:
+        """The ``days`` complete days before each patient's today (see adherence.window)."""
+        return per_zone(days, 1)
+
+    def on_today() -> Q:
+        return per_zone(0, 0)
+
     earliest = min(local_today.values()) - dt.timedelta(days=adherence.WINDOW_LONG)
-    by_patient: dict[int, list[tuple]] = {pk: [] for pk in ids}
-    for row in (
-        DailyAdherence.objects.filter(patient_id__in=ids, local_date__gte=earliest)
-        .order_by("patient_id", "local_date")
-        .values_list(
-            "patient_id",
-            "local_date",
-            "prescribed",
-            "done",
-            "extra",
-            "pain_last",
-            "location",
-            "last_session_at",
+    rollup = DailyAdherence.objects.filter(patient_id__in=ids, local_date__gte=earliest)
+    week, month, now = (
+        in_window(adherence.WINDOW_SHORT),
+        in_window(adherence.WINDOW_LONG),
+        on_today(),
+    )
+    sums = {
+        row["patient_id"]: row
+        for row in rollup.order_by()
+        .values("patient_id")
+        .annotate(
+            p7=Sum("prescribed", filter=week),
+            d7=Sum("done", filter=week),
+            e7=Sum("extra", filter=week),
+            p30=Sum("prescribed", filter=month),
+            d30=Sum("done", filter=month),
+            e30=Sum("extra", filter=month),
+            pt=Sum("prescribed", filter=now),
+            dt=Sum("done", filter=now),
+            et=Sum("extra", filter=now),
+            last=Max("last_session_at"),
         )
+    }
+    spark_from = {pk: day - dt.timedelta(days=SPARK_DAYS - 1) for pk, day in local_today.items()}
+    pains: dict[int, list[tuple[dt.date, int | None, str]]] = {pk: [] for pk in ids}
+    for patient_id, local_date, pain, location in (
+        rollup.filter(local_date__gte=min(spark_from.values()))
+        .exclude(pain_last__isnull=True, location="")
+        .order_by("patient_id", "local_date")
+        .values_list("patient_id", "local_date", "pain_last", "location")
     ):
-        by_patient[row[0]].append(row[1:])
+        if local_date >= spark_from[patient_id]:
+            pains[patient_id].append((local_date, pain, location))
     alerts_by_patient: dict[int, list[Alert]] = {pk: [] for pk in ids}
     for alert in Alert.objects.filter(patient_id__in=ids, acknowledged_at__isnull=True).order_by(
         "-created_at"
     ):
         alerts_by_patient[alert.patient_id].append(alert)
 
+    empty: dict = {}
     rows = []
     for patient in patients:
         day = local_today[patient.pk]
-        history = by_patient[patient.pk]
-        counts = [(d, prescribed, done, extra) for d, prescribed, done, extra, *_ in history]
-        todays = next((r for r in history if r[0] == day), None)
-        pain_by_day = {r[0]: r[4] for r in history if r[4] is not None}
-        spark_from = day - dt.timedelta(days=SPARK_DAYS - 1)
-        located = [(r[0], r[5]) for r in history if r[5]]
-        location, location_on, trend = "", None, ""
-        if located:
-            location_on, location = located[-1]
-            trend = location_trend(located, since=spark_from)
+        got = sums.get(patient.pk, empty)
+        recent = pains[patient.pk]
+        pain_by_day = {d: score for d, score, _ in recent if score is not None}
+        located = [(d, where) for d, _, where in recent if where]
+        first = spark_from[patient.pk]
         phase = getattr(patient, "_phase", None)
         rows.append(
             ReviewRow(
@@ -338,16 +393,22 @@ def review_rows(patients: list[Patient], today: LocalToday | None = None) -> lis
                 )
                 if phase
                 else None,
-                week=adherence.adherence_over(counts, today=day, days=adherence.WINDOW_SHORT),
-                month=adherence.adherence_over(counts, today=day, days=adherence.WINDOW_LONG),
-                today_done=todays[2] if todays else 0,
-                today_prescribed=todays[1] if todays else 0,
-                today_extra=todays[3] if todays else 0,
-                spark=[(d, pain_by_day.get(d)) for d in _days(spark_from, SPARK_DAYS)],
-                location=location,
-                location_on=location_on,
-                trend=trend,
-                last_session_at=max((r[6] for r in history if r[6]), default=None),
+                week=adherence.Adherence(
+                    done=got.get("d7") or 0, prescribed=got.get("p7") or 0, extra=got.get("e7") or 0
+                ),
+                month=adherence.Adherence(
+                    done=got.get("d30") or 0,
+                    prescribed=got.get("p30") or 0,
+                    extra=got.get("e30") or 0,
+                ),
+                today_done=got.get("dt") or 0,
+                today_prescribed=got.get("pt") or 0,
+                today_extra=got.get("et") or 0,
+                spark=[(d, pain_by_day.get(d)) for d in _days(first, SPARK_DAYS)],
+                location=located[-1][1] if located else "",
+                location_on=located[-1][0] if located else None,
+                trend=location_trend(located, since=first),
+                last_session_at=got.get("last"),
                 alerts=alerts_by_patient[patient.pk],
             )
         )

@@ -12,12 +12,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import wraps
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -34,8 +35,8 @@ from patients.models import PhaseChange
 from patients.selectors import patient_active_assignment
 from programs.phases import Phase
 from symptoms import adherence, charts, services
+from symptoms import staff_render as html
 from symptoms import staff_selectors as selectors
-from symptoms.models import PainLocation
 
 # --- Access ----------------------------------------------------------------------------
 
@@ -125,6 +126,58 @@ def _query_without(request: HttpRequest, *names: str, **extra) -> str:
     return query.urlencode()
 
 
+@dataclass
+class ReviewPage:
+    """A page of the review list; counts all rows only when there is more than one page.
+
+    (A therapist's list usually fits one page, so its COUNT(*) is skipped.)
+    """
+
+    number: int
+    object_list: list
+    count: int
+    size: int
+    has_next: bool
+
+    @classmethod
+    def of(cls, queryset, number, size: int) -> ReviewPage:
+        try:
+            number = max(1, int(number))
+        except (TypeError, ValueError):
+            number = 1
+        fetched = list(queryset[(number - 1) * size : number * size + 1])
+        if not fetched and number > 1:  # past the end: the first page
+            number, fetched = 1, list(queryset[: size + 1])
+        has_next = len(fetched) > size
+        rows = fetched[:size]
+        count = queryset.count() if has_next or number > 1 else len(rows)
+        return cls(number=number, object_list=rows, count=count, size=size, has_next=has_next)
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.count // self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.object_list else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.object_list)
+
+
 @require_GET
 @staff_required
 def review(request: HttpRequest) -> HttpResponse:
@@ -135,16 +188,8 @@ def review(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     today = selectors.LocalToday()
     patients = selectors.review_patients(user, filters, today)
-    paginator = Paginator(patients, selectors.PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    rows = selectors.review_rows(list(page.object_list), today)
-    locations = dict(PainLocation.choices)
-    for row in rows:
-        row.week_bar = charts.bar(row.week.percent, adherent=row.week.adherent)
-        row.month_bar = charts.bar(row.month.percent, adherent=row.month.adherent)
-        row.spark_label = charts.spark_label(row.spark)
-        row.spark_svg = charts.sparkline(row.spark, label=row.spark_label)
-        row.location_label = locations.get(row.location, "")
+    page = ReviewPage.of(patients, request.GET.get("page"), selectors.PAGE_SIZE)
+    rows = selectors.review_rows(page.object_list, today)
     audit_record(
         request=request,
         action=AuditAction.LIST,
@@ -168,17 +213,21 @@ def review(request: HttpRequest) -> HttpResponse:
                 "query": _query_without(request, "page", sort=key, desc="1" if descending else ""),
             }
         )
+    next_url = request.get_full_path()
+    csrf_token = get_token(request)
     context = {
         "form": form,
         "rows": rows,
         "page": page,
-        "paginator": paginator,
-        "columns": columns,
-        "show_therapist": bool(therapists),
+        "paginator": page,
         "filters": filters,
+        "filters_html": html.filters_form(form, reverse("staff:review")),
+        "thead": html.header(columns),
+        "tbody": html.review_body(
+            rows, show_therapist=bool(therapists), next_url=next_url, csrf_token=csrf_token
+        ),
         "page_query": _query_without(request, "page"),
         "help_text": adherence.HELP_TEXT,
-        "next_url": request.get_full_path(),
     }
     return _render(request, "symptoms/staff/review.html", context, "results")
 
@@ -205,6 +254,7 @@ def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
     history = selectors.patient_phase_history(patient)
     assignment = patient_active_assignment(patient)
     chart_days = charts.days_from_rollup(rollup, first, today)
+    alerts = selectors.patient_alerts(patient)
     markers = [
         (
             change.effective_on,
@@ -246,10 +296,15 @@ def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
             ident="staff-location",
         ),
         "history": list(reversed(history)),
-        "alerts": selectors.patient_alerts(patient),
+        "alerts": alerts,
+        "alerts_html": html.alert_list(
+            alerts,
+            next_url=request.get_full_path(),
+            csrf_token=get_token(request),
+            full=True,
+        ),
         "notes": selectors.patient_notes(patient),
         "help_text": adherence.HELP_TEXT,
-        "next_url": request.get_full_path(),
     }
     audit_record(request=request, action=AuditAction.VIEW, patient=patient, obj=patient)
     return render(request, "symptoms/staff/patient.html", context)
@@ -272,10 +327,13 @@ def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         )
     alert.refresh_from_db()
     if getattr(request, "htmx", None):
-        return render(
-            request,
-            "symptoms/staff/_alert.html#alert",
-            {"alert": alert, "full": request.POST.get("full") == "1"},
+        return HttpResponse(
+            html.alert_item(
+                alert,
+                next_url=request.POST.get("next", ""),
+                csrf_token=get_token(request),
+                full=request.POST.get("full") == "1",
+            )
         )
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
