@@ -94,3 +94,11 @@ bench: ## Benchmarks (not yet implemented).
 clean: ## Remove the venv, local database, broker files, collected static files and caches.
 	rm -rf $(VENV) var staticfiles test-artifacts .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The staff review page and export at clinic scale (bench/review.py): builds a
+# 10,000-patient, 90-day clinic (~4 million sessions) in its own PostgreSQL
+# database, homeexercise_bench_review (BENCH_DB_SERVER to point elsewhere),
+# then prints median timings against an indexed-query baseline. A few minutes.
+.PHONY: bench-review
+bench-review: $(STAMP) ## Review page and export on 10,000 patients (PostgreSQL; a few minutes).
+	env -u DJANGO_SETTINGS_MODULE $(PY) -m bench.review
