@@ -72,6 +72,15 @@ check: lint ## lint + missing migrations + deploy checks + docker-compose.yml.
 	$(DEPLOY_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	@$(MAKE) --no-print-directory compose-check
 
+# Load test (loadtest/): gunicorn on 127.0.0.1 with the production settings
+# over plain HTTP, PostgreSQL (a fresh homeexercise_load database) and Redis,
+# LOADTEST_USERS simulated patients (locust) for LOADTEST_SECONDS.
+.PHONY: loadtest
+LOADTEST_SECONDS ?= 60
+LOADTEST_USERS ?= 50
+loadtest: $(STAMP) ## 50 patients sign in, open today, log sessions for 60 s: throughput, p50/p95/p99, 0 errors.
+	env -u DJANGO_SETTINGS_MODULE LOADTEST_SECONDS=$(LOADTEST_SECONDS) LOADTEST_USERS=$(LOADTEST_USERS) loadtest/run.sh
+
 compose-check: ## Validate docker-compose.yml (installs docker-compose if root).
 	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing docker-compose to validate docker-compose.yml (apt-get)..."; \

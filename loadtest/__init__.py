@@ -1,0 +1,1 @@
+"""`make loadtest`: gunicorn + PostgreSQL + Redis on loopback, driven by locust."""
