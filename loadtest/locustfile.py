@@ -39,6 +39,9 @@ class Patient(HttpUser):
     wait_time = between(*WAIT)
 
     def expect(self, response, status: int, location: re.Pattern | str | None = None) -> bool:
+        if response.status_code == 0:  # no answer: the connection failed
+            response.failure(f"no response: {response.error!r}")
+            return False
         if response.status_code != status:
             response.failure(f"status {response.status_code}, expected {status}")
             return False

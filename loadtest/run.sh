@@ -11,6 +11,9 @@
 #   LOADTEST_REDIS_URL     default redis://127.0.0.1:6379/14 (flushed)
 #   LOADTEST_WORKERS / LOADTEST_THREADS  gunicorn processes / threads each (2 / 4)
 #   LOADTEST_WAIT          a patient's pause between steps, seconds (0.5-1.5)
+#   LOADTEST_KEEPALIVE     gunicorn's keep-alive, seconds (75, as a proxy in front
+#                          would keep a phone's connection; gunicorn's own 2 s
+#                          races with a phone's next request after a pause)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -52,6 +55,7 @@ port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 echo "== gunicorn on 127.0.0.1:$port (${LOADTEST_WORKERS:-2} workers x ${LOADTEST_THREADS:-4} threads)"
 .venv/bin/gunicorn config.wsgi --bind "127.0.0.1:$port" \
     --workers "${LOADTEST_WORKERS:-2}" --threads "${LOADTEST_THREADS:-4}" --worker-class gthread \
+    --keep-alive "${LOADTEST_KEEPALIVE:-75}" \
     --access-logfile /dev/null --error-logfile "$WORK/gunicorn.log" 2>>"$WORK/gunicorn.log" &
 gunicorn_pid=$!
 trap 'kill $gunicorn_pid 2>/dev/null || true; wait $gunicorn_pid 2>/dev/null || true' EXIT
