@@ -107,7 +107,8 @@ def is_adherent(done: int, prescribed: int) -> bool | None:
     """80% or more of what was prescribed (exact integer arithmetic); None: nothing prescribed."""
     if not prescribed:
         return None
-    return Fraction(done, prescribed) >= ADHERENT_FROM
+    # done / prescribed >= 4/5, in integers (exact, and fast enough for an export's rows).
+    return done * ADHERENT_FROM.denominator >= prescribed * ADHERENT_FROM.numerator
 
 
 @dataclass(frozen=True)

@@ -475,19 +475,19 @@ def alert_for_staff(user: User, pk: int) -> Alert:
 
 
 def export_rows(user: User, *, first: dt.date, last: dt.date, therapist: int | None, chunk: int):
-    """(patient info, rollup row) pairs for the export, streamed in ``chunk``-sized batches.
+    """Batches of (patient info by id, rollup rows) for the export, ``chunk`` rows each.
 
     The rollup is read in (patient, date) order straight off its unique index
-    through a server-side cursor; patient names are fetched per batch for the
-    patients in it only, so memory stays flat however large the clinic.
+    through a server-side cursor; names are fetched per batch for the patients
+    in it only, so memory stays flat however large the clinic.
     """
     rollup = DailyAdherence.objects.filter(local_date__range=(first, last))
-    if not is_clinic_admin(user):
+    if not is_clinical_staff(user):
+        rollup = rollup.none()
+    elif not is_clinic_admin(user):
         rollup = rollup.filter(patient__therapist=user)
     elif therapist:
         rollup = rollup.filter(patient__therapist_id=therapist)
-    if not is_clinical_staff(user):
-        rollup = rollup.none()
     rows = rollup.order_by("patient_id", "local_date").values_list(
         "patient_id",
         "local_date",
@@ -501,9 +501,8 @@ def export_rows(user: User, *, first: dt.date, last: dt.date, therapist: int | N
         "location",
     )
     info: dict[int, tuple] = {}
-    batch: list[tuple] = []
 
-    def flush():
+    def with_names(batch: list[tuple]):
         ids = {row[0] for row in batch}
         missing = ids - info.keys()
         if missing:
@@ -514,13 +513,13 @@ def export_rows(user: User, *, first: dt.date, last: dt.date, therapist: int | N
                 pk__in=missing
             ).values_list("pk", "public_id", "user__full_name", "user__email", "therapist__email"):
                 info[pk] = (public_id, name, email, therapist_email)
-        for row in batch:
-            yield info[row[0]], row
+        return info, batch
 
+    batch: list[tuple] = []
     for row in rows.iterator(chunk_size=chunk):
         batch.append(row)
         if len(batch) >= chunk:
-            yield from flush()
+            yield with_names(batch)
             batch = []
     if batch:
-        yield from flush()
+        yield with_names(batch)

@@ -451,37 +451,34 @@ def _cell(value) -> str:
     return text
 
 
-def _csv_lines(rows) -> Iterator[str]:
+def _csv_lines(batches) -> Iterator[str]:
+    """CSV text, one chunk per batch of rollup rows.
+
+    The patient's columns go through the csv module once per patient (quoting,
+    formula neutralising); the day's columns are numbers, ISO dates and fixed
+    identifiers (phase, location), which need no quoting.
+    """
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    buffer = []
-    for (public_id, name, email, therapist_email), row in rows:
-        _, local_date, phase, prescribed, done, extra, reps, pain_last, pain_max, location = row
-        percent = adherence.percent(done, prescribed)
-        adherent = adherence.is_adherent(done, prescribed)
-        buffer.append(
-            writer.writerow(
-                [
-                    public_id,
-                    _cell(name),
-                    _cell(email),
-                    _cell(therapist_email),
-                    local_date.isoformat(),
-                    phase,
-                    prescribed,
-                    done,
-                    extra,
-                    "" if percent is None else percent,
-                    "" if adherent is None else ("yes" if adherent else "no"),
-                    reps,
-                    "" if pain_last is None else pain_last,
-                    "" if pain_max is None else pain_max,
-                    location,
-                ]
+    prefixes: dict[int, str] = {}
+    for info, rows in batches:
+        out = []
+        for patient_id, day, phase, prescribed, done, extra, reps, pain, worst, where in rows:
+            prefix = prefixes.get(patient_id)
+            if prefix is None:
+                if len(prefixes) > 5000:
+                    prefixes.clear()
+                public_id, name, email, therapist_email = info[patient_id]
+                prefix = writer.writerow(
+                    [public_id, _cell(name), _cell(email), _cell(therapist_email), ""]
+                )[:-2]  # ends with the separator for the next column, without the line end
+                prefixes[patient_id] = prefix
+            percent = adherence.percent(done, prescribed)
+            adherent = adherence.is_adherent(done, prescribed)
+            out.append(
+                f"{prefix}{day.isoformat()},{phase},{prescribed},{done},{extra},"
+                f"{'' if percent is None else percent},"
+                f"{'' if adherent is None else ('yes' if adherent else 'no')},{reps},"
+                f"{'' if pain is None else pain},{'' if worst is None else worst},{where}\r\n"
             )
-        )
-        if len(buffer) >= 500:
-            yield "".join(buffer)
-            buffer = []
-    if buffer:
-        yield "".join(buffer)
+        yield "".join(out)

@@ -298,3 +298,24 @@ def test_the_rollup_matches_a_rebuild_from_scratch(on_program, therapist, events
     )
     rebuilt = [r for r in rows.values_list(*fields) if r[0] in touched]
     assert kept == rebuilt
+
+
+@pytestmark_db
+def test_a_rollup_failure_never_breaks_a_program_change(
+    on_program, therapist, django_capture_on_commit_callbacks, caplog
+):
+    from unittest import mock
+
+    assignment = on_program.assignments.get()
+    with (
+        mock.patch(
+            "symptoms.receivers.adherence_program_changed", side_effect=RuntimeError("boom")
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        patient_services.assignment_set_sessions_per_day(
+            assignment=assignment, sessions_per_day=8, changed_by=therapist, reason="More"
+        )
+    assignment.refresh_from_db()
+    assert assignment.sessions_per_day == 8
+    assert "Could not update the adherence rollup" in caplog.text

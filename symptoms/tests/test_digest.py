@@ -158,3 +158,23 @@ def test_the_sweep_leaves_routine_and_old_alerts_alone(assigned_patient):
         created_at=old.created_at - services.URGENT_RESEND_WITHIN - dt.timedelta(hours=1)
     )
     assert services.alert_urgent_resend_due() == []
+
+
+def test_the_periodic_tasks_are_scheduled_and_exist(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    mine = {
+        name: entry
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+        if name.startswith("symptoms-")
+    }
+    assert {entry["task"] for entry in mine.values()} == {
+        "symptoms.tasks.alerts_evaluate",
+        "symptoms.tasks.adherence_materialise",
+        "symptoms.tasks.alert_digests_run",
+        "symptoms.tasks.alert_resend_urgent",
+    }
+    for entry in mine.values():
+        assert entry["task"] in app.tasks
+        assert entry["options"]["expires"] <= entry["schedule"]
