@@ -368,9 +368,24 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
     def assign_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         patient = self._patient_for_action(request, pk)
         templates = template_visible_to(request.user)
-        form = AssignProgramForm(request.POST or None, templates=templates)
+        active = patient_active_assignment(patient)
+        current = str(active.public_id) if active else ""
+        form = AssignProgramForm(
+            request.POST or None, templates=templates, initial={"current": current}
+        )
         concerns = []
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and form.cleaned_data["current"] != current:
+            # Opened before the program last changed (or sent twice): change nothing.
+            form.add_error(
+                None,
+                _(
+                    "This patient's program changed after you opened this page, so nothing "
+                    "was changed. Check the program below and try again if you still need to."
+                ),
+            )
+            form.data = form.data.copy()
+            form.data["current"] = current
+        elif request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             concerns = screening_concerns(patient=patient, template=data["template"])
             try:
@@ -416,7 +431,9 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
         if assignment is None:
             return self._back(patient)
         target = next_phase(assignment.current_phase)
-        form = AdvancePhaseForm(request.POST or None)
+        form = AdvancePhaseForm(
+            request.POST or None, initial={"from_phase": assignment.current_phase}
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 services.assignment_advance_phase(
@@ -424,6 +441,7 @@ class PatientAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmi
                     changed_by=request.user,
                     reason=form.cleaned_data["reason"],
                     sessions_per_day=form.cleaned_data["sessions_per_day"],
+                    from_phase=form.cleaned_data["from_phase"],
                 )
             except ValidationError as error:
                 _form_errors_from(form, error)
@@ -611,6 +629,7 @@ class AssignmentAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelA
                         assignment=assignment,
                         changed_by=request.user,
                         reason=form.cleaned_data["reason"],
+                        from_phase=request.POST.get(f"from_phase_{assignment.pk}", ""),
                     )
                     moved += 1
                     audit_record(

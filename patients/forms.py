@@ -80,6 +80,10 @@ class AssignProgramForm(forms.Form):
         ),
     )
 
+    # The active program when the form was opened ("" for none): assigning
+    # twice from a replayed form must not end the program it just created.
+    current = forms.CharField(widget=forms.HiddenInput, required=False)
+
     def __init__(self, *args, templates=None, **kwargs):
         super().__init__(*args, **kwargs)
         if templates is not None:
@@ -97,6 +101,8 @@ class AdvancePhaseForm(ReasonForm):
     sessions_per_day = forms.IntegerField(
         min_value=1, max_value=20, required=False, help_text=SESSIONS_HELP
     )
+    # The phase shown when the form was opened: a replayed form changes nothing.
+    from_phase = forms.ChoiceField(choices=Phase.choices, widget=forms.HiddenInput)
 
 
 class AdjustProgramForm(ReasonForm):

@@ -227,11 +227,30 @@ def _record_change(
 
 @transaction.atomic
 def assignment_advance_phase(
-    *, assignment: Assignment, changed_by: User, reason: str, sessions_per_day: int | None = None
+    *,
+    assignment: Assignment,
+    changed_by: User,
+    reason: str,
+    sessions_per_day: int | None = None,
+    from_phase: str | None = None,
 ) -> Assignment:
-    """Move to the next phase (acute → sub-acute → recovery → maintenance)."""
+    """Move to the next phase (acute → sub-acute → recovery → maintenance).
+
+    ``from_phase`` is the phase the therapist saw; when the patient is no
+    longer in it (a double submit), nothing changes.
+    """
     reason = _require_reason(reason)
     assignment = _locked(assignment)
+    if from_phase is not None and from_phase != assignment.current_phase:
+        # A replayed or double-submitted form: the move already happened.
+        raise ValidationError(
+            _(
+                "This patient is already in the %(phase)s phase; nothing was changed. "
+                "(The form may have been sent twice.)"
+            )
+            % {"phase": Phase(assignment.current_phase).label},
+            code="stale",
+        )
     target = next_phase(assignment.current_phase)
     if target is None:
         raise ValidationError(_("Maintenance is the last phase; there is no next phase."))

@@ -75,7 +75,11 @@ def test_full_flow_assign_flexion_advance_and_see_history(
 
     response = therapist_client.post(
         reverse("admin:patients_patient_advance", args=[patient.pk]),
-        {"reason": "Pain down to 3/10 and centralised", "sessions_per_day": "5"},
+        {
+            "reason": "Pain down to 3/10 and centralised",
+            "sessions_per_day": "5",
+            "from_phase": "acute",
+        },
     )
     assert response.status_code == 302
     assignment.refresh_from_db()
@@ -201,18 +205,23 @@ def test_advance_action_on_the_assignment_list(
     )
     assert confirm.status_code == 200
     assert "Advance to the next phase" in confirm.content.decode()
-    done = therapist_client.post(
-        url,
-        {
-            "action": "advance_to_next_phase",
-            "apply": "1",
-            "_selected_action": [assignment.pk],
-            "reason": "Ready",
-        },
-    )
+    assert f'name="from_phase_{assignment.pk}" value="acute"' in confirm.content.decode()
+    data = {
+        "action": "advance_to_next_phase",
+        "apply": "1",
+        "_selected_action": [assignment.pk],
+        f"from_phase_{assignment.pk}": "acute",
+        "reason": "Ready",
+    }
+    done = therapist_client.post(url, data)
     assert done.status_code == 302
     assignment.refresh_from_db()
     assert assignment.current_phase == "sub_acute"
+    # The same confirmation sent again changes nothing.
+    therapist_client.post(url, data)
+    assignment.refresh_from_db()
+    assert assignment.current_phase == "sub_acute"
+    assert assignment.history.count() == 2
 
 
 def test_advance_action_cannot_touch_other_therapists_assignments(
@@ -316,3 +325,33 @@ def test_staff_user_without_role_sees_no_patients(client, patient):
     nobody = User.objects.create_user(email="nobody@clinic.test", password="x", is_staff=True)
     client.force_login(nobody)
     assert client.get(reverse("admin:patients_patient_changelist")).status_code == 403
+
+
+def test_a_double_submitted_advance_moves_one_phase(
+    therapist_client, therapist, patient, flexion_template
+):
+    services.assignment_create(patient=patient, template=flexion_template, assigned_by=therapist)
+    url = reverse("admin:patients_patient_advance", args=[patient.pk])
+    page = therapist_client.get(url).content.decode()
+    assert 'name="from_phase" value="acute"' in page
+    data = {"reason": "Much better", "from_phase": "acute"}
+    assert therapist_client.post(url, data).status_code == 302
+    again = therapist_client.post(url, data)
+    assert again.status_code == 200
+    assert "nothing was changed" in again.content.decode()
+    assignment = Assignment.objects.get(patient=patient, status="active")
+    assert assignment.current_phase == "sub_acute"
+    assert assignment.history.count() == 2
+
+
+def test_a_double_submitted_assign_creates_one_program(therapist_client, patient, flexion_template):
+    url = reverse("admin:patients_patient_assign", args=[patient.pk])
+    assert 'name="current" value=""' in therapist_client.get(url).content.decode() or (
+        'name="current"' in therapist_client.get(url).content.decode()
+    )
+    data = {"template": flexion_template.pk, "phase": "acute", "current": ""}
+    assert therapist_client.post(url, data).status_code == 302
+    again = therapist_client.post(url, data)
+    assert again.status_code == 200
+    assert "nothing was changed" in again.content.decode()
+    assert Assignment.objects.filter(patient=patient).count() == 1
