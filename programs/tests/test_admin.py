@@ -18,8 +18,9 @@ def test_therapist_reads_builtin_templates_but_cannot_edit_them(
     page = therapist_client.get(url)
     assert page.status_code == 200
     assert page.context["has_change_permission"] is False
-    therapist_client.post(url, {"name": "Hijacked", "slug": extension_template.slug,
-                                "bias": "extension"})
+    therapist_client.post(
+        url, {"name": "Hijacked", "slug": extension_template.slug, "bias": "extension"}
+    )
     extension_template.refresh_from_db()
     assert extension_template.name != "Hijacked"
 
@@ -35,24 +36,23 @@ def test_copy_action_gives_the_therapist_an_editable_copy(
     copy = ProgramTemplate.objects.get(owner=therapist)
     assert copy.copied_from == extension_template
     assert copy.phases.count() == 4
-    page = therapist_client.get(
-        reverse("admin:programs_programtemplate_change", args=[copy.pk])
-    )
+    page = therapist_client.get(reverse("admin:programs_programtemplate_change", args=[copy.pk]))
     assert page.context["has_change_permission"] is True
 
 
-def test_other_therapists_templates_are_404(
-    therapist_client, other_therapist, extension_template
-):
+def test_other_therapists_templates_are_404(therapist_client, other_therapist, extension_template):
     theirs = template_copy(template=extension_template, owner=other_therapist)
     listing = therapist_client.get(reverse("admin:programs_programtemplate_changelist"))
     assert theirs not in listing.context["cl"].result_list
     url = reverse("admin:programs_programtemplate_change", args=[theirs.pk])
     assert therapist_client.get(url).status_code == 404
     phase = theirs.phases.first()
-    assert therapist_client.get(
-        reverse("admin:programs_templatephase_change", args=[phase.pk])
-    ).status_code == 404
+    assert (
+        therapist_client.get(
+            reverse("admin:programs_templatephase_change", args=[phase.pk])
+        ).status_code
+        == 404
+    )
 
 
 def test_phase_sessions_outside_guideline_get_a_clear_error(
@@ -61,12 +61,19 @@ def test_phase_sessions_outside_guideline_get_a_clear_error(
     copy = template_copy(template=extension_template, owner=therapist)
     phase = copy.phases.get(phase="recovery")
     url = reverse("admin:programs_templatephase_change", args=[phase.pk])
-    response = therapist_client.post(url, {
-        "template": copy.pk, "phase": "recovery", "default_sessions_per_day": "6",
-        "notes": "",
-        "exercises-TOTAL_FORMS": "0", "exercises-INITIAL_FORMS": "0",
-        "exercises-MIN_NUM_FORMS": "0", "exercises-MAX_NUM_FORMS": "1000",
-    })
+    response = therapist_client.post(
+        url,
+        {
+            "template": copy.pk,
+            "phase": "recovery",
+            "default_sessions_per_day": "6",
+            "notes": "",
+            "exercises-TOTAL_FORMS": "0",
+            "exercises-INITIAL_FORMS": "0",
+            "exercises-MIN_NUM_FORMS": "0",
+            "exercises-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert response.status_code == 200
     assert "between 3 and 4" in response.content.decode()
     assert TemplatePhase.objects.get(pk=phase.pk).default_sessions_per_day == 3

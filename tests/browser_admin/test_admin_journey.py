@@ -1,6 +1,5 @@
 """A therapist in a real Chromium: create a patient, assign, advance, read the history."""
 
-
 import pytest
 from playwright.sync_api import Page, expect
 
