@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from patients.models import Patient
 from symptoms.models import PainReport, SessionLog
 from symptoms.selectors import progress_days
 
@@ -32,3 +33,16 @@ def test_seed_demo_adds_a_story_of_centralising_pain_once():
     missed = [d for d in days if d.sessions_done < d.sessions_prescribed]
     assert len(days) >= 10 and missed
     assert not SessionLog.objects.filter(patient__user__email="other-patient@example.com").exists()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_history_reaches_the_staff_rollup():
+    from symptoms.models import DailyAdherence
+
+    call_command("seed_demo")
+    patient = Patient.objects.get(user__email="patient@example.com")
+    rows = DailyAdherence.objects.filter(patient=patient)
+    assert rows.filter(done__gt=0).count() >= 8
+    assert sum(rows.values_list("done", flat=True)) == SessionLog.objects.filter(
+        patient=patient
+    ).count() - sum(rows.values_list("extra", flat=True))

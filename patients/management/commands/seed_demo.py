@@ -20,7 +20,7 @@ from programs.phases import Phase
 from programs.selectors import template_phase_exercises
 from programs.services import library_sync
 from symptoms.models import PainReport, SessionLog, SessionSource
-from symptoms.services import pain_trend
+from symptoms.services import adherence_rebuild_patient, pain_trend
 
 DEMO_PASSWORD = "demo-pass-2026"
 
@@ -149,6 +149,8 @@ class Command(BaseCommand):
                 previous_location=previous_location,
             )
             previous_location, previous_score = location, score
+        # The history was written directly; bring the staff pages' rollup up to date.
+        adherence_rebuild_patient(patient=patient, days=30)
 
     def _patient(self, email: str, name: str, therapist: User, tz: str) -> Patient:
         existing = Patient.objects.filter(user__email=email).select_related("user").first()
