@@ -22,7 +22,8 @@ DEPLOY_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	SECRET_KEY=deploy-check-7fQ2xLr9Vd3Kp8Zt1Wm6Yb4Nc0Hs5Jg2Ue9Ra3Xq7Lw1Tz8Pk \
 	ALLOWED_HOSTS=example.com
 
-.PHONY: help venv run test check lint format lock chromium compose-check bench clean
+.PHONY: help venv run test check lint format lock chromium compose-check bench clean \
+	bench-pages bench-reminders wrk
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -96,9 +97,28 @@ compose-check: ## Validate docker-compose.yml (installs docker-compose if root).
 lock: ## Re-pin requirements*.lock from pyproject.toml (pip-tools, throwaway venv).
 	PYTHON="$$(scripts/find_python.sh)" scripts/lock.sh
 
-bench: ## Benchmarks (not yet implemented).
-	@echo "make bench: not yet implemented" >&2
-	@exit 1
+# Benchmarks (bench/): gunicorn + wrk for the patient pages, real Celery
+# workers and an SMTP sink for the reminders; every figure is also a ratio of a
+# baseline measured in the same run. Results in bench/results/. wrk comes from
+# Debian, installed when missing and we are root.
+BENCH_SECONDS ?= 20
+BENCH := env -u DJANGO_SETTINGS_MODULE BENCH_SECONDS=$(BENCH_SECONDS) $(PY) -m bench
+
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing wrk for the page benchmarks (apt-get)..."; \
+		apt-get update -qq >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
+
+bench: $(STAMP) wrk ## Benchmarks: pages and reminders (BENCH_SECONDS=5 for a quick run).
+	$(BENCH) pages reminders
+
+bench-pages: $(STAMP) wrk ## Page benchmarks only: throughput, latency, queries, page weight.
+	$(BENCH) pages
+
+bench-reminders: $(STAMP) ## Reminder benchmarks only: planning 100,000 patients, dispatch.
+	$(BENCH) reminders
 
 clean: ## Remove the venv, local database, broker files, collected static files and caches.
 	rm -rf $(VENV) var staticfiles test-artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+-- wrk script for every page of `make bench` (bench/run_pages.py runs it).
+--
+--   wrk ... -s bench/wrk/pages.lua URL -- MODE [SESSIONS_FILE] [REPLAY_FRACTION]
+--
+-- MODE "get":  GET the URL; with a sessions file, as the signed-in patients
+--              one after the other (round-robin), sending their cookies.
+-- MODE "log":  POST the session-log form as those patients: a fresh
+--              idempotency key each time, except REPLAY_FRACTION of the
+--              requests, which repeat that patient's last key (a double tap).
+--
+-- SESSIONS_FILE has one line per patient: "<sessionid> <csrftoken>".
+-- done() prints one line, "BENCHJSON {...}", with the counts and the
+-- latency percentiles in microseconds.
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("thread_number", #threads)
+end
+
+function init(args)
+  mode = args[1] or "get"
+  local sessions_file = args[2]
+  replay_fraction = tonumber(args[3] or "0.1")
+  sessions = {}
+  if sessions_file and sessions_file ~= "" and sessions_file ~= "-" then
+    for line in io.lines(sessions_file) do
+      local sid, csrf = line:match("^(%S+)%s+(%S+)$")
+      if sid then
+        table.insert(sessions, { sid = sid, csrf = csrf, last = nil })
+      end
+    end
+  end
+  math.randomseed(os.time() * 1000 + (thread_number or 0))
+  prefix = string.format("%04x%04x", math.random(0, 0xffff), math.random(0, 0xffff))
+  counter = 0
+  fresh = 0
+  replays = 0
+end
+
+local function new_key()
+  -- A UUID4-shaped key, unique per thread and run: random prefix + counter.
+  return string.format(
+    "%s-%04x-4%03x-a%03x-%012x",
+    prefix, thread_number or 0, math.random(0, 0xfff), math.random(0, 0xfff), counter
+  )
+end
+
+function request()
+  counter = counter + 1
+  if #sessions == 0 then
+    return wrk.format("GET")
+  end
+  local s = sessions[(counter % #sessions) + 1]
+  local headers = { ["Cookie"] = "sessionid=" .. s.sid .. "; csrftoken=" .. s.csrf }
+  if mode ~= "log" then
+    return wrk.format("GET", nil, headers)
+  end
+  local key
+  if s.last ~= nil and math.random() < replay_fraction then
+    key = s.last
+    replays = replays + 1
+  else
+    key = new_key()
+    s.last = key
+    fresh = fresh + 1
+  end
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  headers["X-CSRFToken"] = s.csrf
+  return wrk.format("POST", nil, headers, "idempotency_key=" .. key .. "&source=app")
+end
+
+function done(summary, latency, requests)
+  local total_fresh, total_replays = 0, 0
+  for _, thread in ipairs(threads) do
+    total_fresh = total_fresh + (thread:get("fresh") or 0)
+    total_replays = total_replays + (thread:get("replays") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests": %d, "duration_us": %d, "bytes": %d, '
+      .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
+      .. '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, '
+      .. '"fresh_keys": %d, "replayed_keys": %d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, total_fresh, total_replays
+  ))
+end
