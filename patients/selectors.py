@@ -64,7 +64,11 @@ def patient_for_user(user: User) -> Patient | None:
     """The signed-in user's own patient profile, or None (staff, anonymous)."""
     if not user.is_authenticated:
         return None
-    return Patient.objects.filter(user=user).select_related("user").first()
+    try:
+        # Loaded with the user by accounts.backends.EmailBackend: no query.
+        return user.patient
+    except Patient.DoesNotExist:
+        return None
 
 
 def patient_current_assignment(patient: Patient) -> Assignment | None:

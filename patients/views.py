@@ -165,7 +165,7 @@ def signin_link(request: HttpRequest, token: str) -> HttpResponse:
     link = services.login_link_redeem(token=token)
     if link is None:
         return render_page(request, "patients/signin_link_invalid.html", status=410)
-    login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, link.user, backend="accounts.backends.EmailBackend")
     target = safe_next(request, link.next_url)
     if target:
         return redirect(target)
