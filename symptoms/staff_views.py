@@ -126,6 +126,9 @@ def _query_without(request: HttpRequest, *names: str, **extra) -> str:
     return query.urlencode()
 
 
+MAX_PAGE_NUMBER = 100_000  # far beyond any clinic; past the end shows page 1
+
+
 @dataclass
 class ReviewPage:
     """A page of the review list; counts all rows only when there is more than one page.
@@ -142,7 +145,8 @@ class ReviewPage:
     @classmethod
     def of(cls, queryset, number, size: int) -> ReviewPage:
         try:
-            number = max(1, int(number))
+            # Bounded: a huge ?page= would overflow the database's OFFSET.
+            number = min(max(1, int(number)), MAX_PAGE_NUMBER)
         except (TypeError, ValueError):
             number = 1
         fetched = list(queryset[(number - 1) * size : number * size + 1])
