@@ -13,3 +13,16 @@ class NotFoundOutsideScopeMixin:
         if obj is None:
             raise Http404("Not found.")
         return obj
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete: for records the admin only shows (ModelAdmin or inline)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,11 +1,12 @@
 from django.contrib import admin
 
+from accounts.admin_mixins import ReadOnlyAdminMixin
 from accounts.models import is_clinic_admin
 from audit.models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Clinic admins read the trail; nobody adds, edits or deletes it."""
 
     list_display = ["at", "actor_email", "action", "patient_ref", "object_type", "object_id", "ip"]
@@ -27,12 +28,3 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return is_clinic_admin(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

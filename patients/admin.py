@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts.admin_mixins import NotFoundOutsideScopeMixin
+from accounts.admin_mixins import NotFoundOutsideScopeMixin, ReadOnlyAdminMixin
 from accounts.models import is_clinic_admin
 from audit.admin_mixins import AuditedAdminMixin
 from audit.models import AuditAction
@@ -67,7 +67,7 @@ class DataRightsConfirmForm(forms.Form):
     )
 
 
-class PhaseChangeInline(admin.TabularInline):
+class PhaseChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The append-only history, shown read-only under an assignment."""
 
     model = PhaseChange
@@ -84,12 +84,6 @@ class PhaseChangeInline(admin.TabularInline):
     ]
     readonly_fields = fields
     ordering = ["-changed_at", "-id"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ActiveProgramFilter(admin.SimpleListFilter):

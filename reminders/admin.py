@@ -9,7 +9,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin_mixins import NotFoundOutsideScopeMixin
+from accounts.admin_mixins import NotFoundOutsideScopeMixin, ReadOnlyAdminMixin
 from audit.admin_mixins import AuditedAdminMixin
 from reminders.models import ReminderSlot, SlotStatus
 from reminders.selectors import reminder_slots_for_staff
@@ -35,7 +35,7 @@ class _TodayAndTomorrow(BaseInlineFormSet):
             )
 
 
-class ReminderSlotInline(admin.TabularInline):
+class ReminderSlotInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Today's and tomorrow's reminder emails on the patient's page, read-only."""
 
     model = ReminderSlot
@@ -67,18 +67,11 @@ class ReminderSlotInline(admin.TabularInline):
             and _may_see_patients(request)
         )
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(ReminderSlot)
-class ReminderSlotAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmin):
+class ReminderSlotAdmin(
+    ReadOnlyAdminMixin, AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.ModelAdmin
+):
     list_display = [
         "patient",
         "local_date",
@@ -131,12 +124,3 @@ class ReminderSlotAdmin(AuditedAdminMixin, NotFoundOutsideScopeMixin, admin.Mode
 
     def has_view_permission(self, request, obj=None) -> bool:
         return _may_see_patients(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -368,12 +368,7 @@ def alert_email_send(*, alert_id: int) -> bool:
 
 def alert_acknowledge(*, alert: Alert, user: User) -> bool:
     """Mark an alert seen by ``user``. False if it already was."""
-    return (
-        Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=user
-        )
-        == 1
-    )
+    return alert_acknowledge_many(alert_ids=[alert.pk], user=user) == 1
 
 
 def alert_acknowledge_many(*, alert_ids: list[int], user: User) -> int:
