@@ -78,6 +78,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Caches kept per process are keyed by row ids, which tests reuse."""
+    from patients.templatetags import memo
+    from programs.selectors import template_phase_exercises_forget
+
+    template_phase_exercises_forget()
+    memo.forget()
+
+
 @pytest.fixture
 def therapist(db):
     return TherapistFactory(email="therapist@clinic.test", full_name="Tess Therapist")

@@ -68,6 +68,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         constraints = [
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
         ]
+        indexes = [
+            # The staff review's clinic-wide list, sorted by name (symptoms.staff_selectors).
+            models.Index(fields=["full_name", "email"], name="user_name_email_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} <{self.email}>" if self.full_name else self.email

@@ -39,10 +39,16 @@ def _retry_after(failures: models.QuerySet, limit: int, now: dt.datetime) -> Thr
     )
 
 
+def _account_key(email: str | None) -> str:
+    """The address as typed, normalised. NUL characters (which PostgreSQL text
+    cannot hold; no real address has one) are dropped, so junk still counts."""
+    return (email or "").replace("\x00", "").strip().lower()[:254]
+
+
 def sign_in_throttle_state(*, email: str, ip: str | None) -> ThrottleState:
     now = timezone.now()
     since = now - _window()
-    email = (email or "").strip().lower()
+    email = _account_key(email)
     by_account = _retry_after(
         SignInFailure.objects.filter(email=email, at__gte=since),
         settings.SIGN_IN_THROTTLE_PER_ACCOUNT,
@@ -65,11 +71,11 @@ def sign_in_throttle_state(*, email: str, ip: str | None) -> ThrottleState:
 
 
 def sign_in_failure_record(*, email: str, ip: str | None) -> None:
-    SignInFailure.objects.create(email=(email or "").strip().lower()[:254], ip=ip or None)
+    SignInFailure.objects.create(email=_account_key(email), ip=ip or None)
     # Keep the table small: nothing older than a day matters.
     SignInFailure.objects.filter(at__lt=timezone.now() - dt.timedelta(days=1)).delete()
 
 
 def sign_in_success_record(*, email: str) -> None:
     """A correct password clears that account's count (not the IP's)."""
-    SignInFailure.objects.filter(email=(email or "").strip().lower()).delete()
+    SignInFailure.objects.filter(email=_account_key(email)).delete()

@@ -8,7 +8,10 @@
 2. Measures, in this process with Django's test Client and production
    settings (bench/review_settings.py: DEBUG off, database sessions, the audit
    trail, the whole middleware), each request REPEAT times (default 30):
-   - one therapist's review page (their 50 patients),
+   - one therapist's review page (their 50 patients), and the same with the
+     rows' memos emptied before each request (each patient's rendered row,
+     sparkline and alerts: what the first view of those rows costs; the cells
+     many patients share, phases and adherence figures, stay memoised),
    - the clinic admin's first page (50 of 10,000, by name),
    - the clinic admin's first page sorted by 7-day adherence, at-risk only
      (every patient's adherence computed from the rollup),
@@ -122,6 +125,7 @@ def main() -> int:
             progress.step(10, "schema")
             facts = review_data.generate(progress)
         else:
+            call_command("migrate", interactive=False, verbosity=0)  # indexes added since
             facts = {
                 "therapist_id": User.objects.get(email="therapist000@bench.test").pk,
                 "admin_id": User.objects.get(email="admin@bench.test").pk,
@@ -181,6 +185,16 @@ def main() -> int:
 
             return run
 
+        def forgetting(run):
+            """The page with its rows not memoised: as the first view of these rows costs."""
+            from symptoms import staff_render
+
+            def cold():
+                staff_render.forget_row_memos()
+                run()
+
+            return cold
+
         results = []
         mine = page_ids(therapist_client, {})
         assert len(mine) == review_data.PER_THERAPIST, len(mine)
@@ -188,6 +202,14 @@ def main() -> int:
             (
                 "review: therapist, 50 patients",
                 *interleaved(get(therapist_client, {}), rollup_query(mine), REPEAT),
+            )
+        )
+        results.append(
+            (
+                "review: therapist, rows not memoised",
+                *interleaved(
+                    forgetting(get(therapist_client, {})), rollup_query(mine), max(5, REPEAT // 3)
+                ),
             )
         )
         first = page_ids(admin_client, {})

@@ -8,8 +8,9 @@ It stops on SIGTERM. No Django here: the sink must not share a process (or a
 GIL) with what it measures.
 
 ``blast()`` measures the sink's own acceptance rate: several processes of
-client threads, each message on its own connection (connect, EHLO, MAIL,
-RCPT, DATA, QUIT), as Django's SMTP backend does for every reminder.
+client threads sending the same message over and over, ``per_connection``
+messages on each connection (connect, EHLO, then MAIL, RCPT, DATA for each
+message, QUIT), as the reminder workers send a batch of reminders.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def serve(port: int, record: Path) -> None:
 
 
 def _client_process(
-    port: int, message: bytes, seconds: float, threads: int
+    port: int, message: bytes, seconds: float, threads: int, per_connection: int = 1
 ) -> tuple[int, float, float]:
     """(messages sent, wall-clock start, wall-clock end) of one client process."""
     started = time.time()
@@ -79,8 +80,11 @@ def _client_process(
                 with smtplib.SMTP(
                     "127.0.0.1", port, local_hostname="localhost", timeout=30
                 ) as smtp:
-                    smtp.sendmail("bench@localhost", ["patient@bench.invalid"], message)
-                counts[index] += 1
+                    for _ in range(per_connection):
+                        smtp.sendmail("bench@localhost", ["patient@bench.invalid"], message)
+                        counts[index] += 1
+                        if time.monotonic() >= deadline:
+                            break
         except Exception as error:
             errors.append(f"{type(error).__name__}: {error}")
 
@@ -94,12 +98,21 @@ def _client_process(
     return sum(counts), started, time.time()
 
 
-def blast(*, port: int, message: bytes, seconds: float, processes: int, threads: int) -> dict:
+def blast(
+    *,
+    port: int,
+    message: bytes,
+    seconds: float,
+    processes: int,
+    threads: int,
+    per_connection: int = 1,
+) -> dict:
     """Send ``message`` as fast as ``processes`` x ``threads`` clients can, for ``seconds``."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [
-            pool.submit(_client_process, port, message, seconds, threads) for _ in range(processes)
+            pool.submit(_client_process, port, message, seconds, threads, per_connection)
+            for _ in range(processes)
         ]
         runs = [future.result() for future in futures]
     # From the first client's start to the last one's end (wall clock, shared).
@@ -110,6 +123,7 @@ def blast(*, port: int, message: bytes, seconds: float, processes: int, threads:
         "seconds": elapsed,
         "rate": sent / elapsed,
         "clients": processes * threads,
+        "messages_per_connection": per_connection,
         "message_bytes": len(message),
     }
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
+from accounts import rawsql
 from accounts.models import User, is_clinic_admin
 from patients.models import Assignment, Patient, PhaseChange
 
@@ -71,10 +75,51 @@ def patient_for_user(user: User) -> Patient | None:
         return None
 
 
-def patient_current_assignment(patient: Patient) -> Assignment | None:
-    """The active program with its template: one query, no history."""
+def patient_current_assignment(
+    patient: Patient, *, sessions_on: dt.date | None = None
+) -> Assignment | None:
+    """The active program with its template: one query, no history.
+
+    With ``sessions_on`` (a patient-local date), the same query also counts
+    the sessions logged that day, as ``assignment.sessions_done``. That form
+    runs on every Today page, so its SQL is written out once
+    (accounts/rawsql.py) rather than built by the ORM on each request.
+    """
+    if sessions_on is not None:
+        return _assignment_with_sessions_on(patient, sessions_on)
     return (
         Assignment.objects.filter(patient=patient, status=Assignment.Status.ACTIVE)
         .select_related("template")
         .first()
     )
+
+
+@functools.cache
+def _assignment_query() -> tuple[rawsql.Columns, rawsql.Columns, str]:
+    template_model = Assignment._meta.get_field("template").related_model
+    session_model = Patient._meta.get_field("sessions").related_model
+    assignments = rawsql.Columns.of(Assignment, "a")
+    templates = rawsql.Columns.of(template_model, "t")
+    sql = (
+        f"SELECT {assignments.sql}, {templates.sql}, "  # noqa: S608 (names from model metadata; values are parameters)
+        f"(SELECT COUNT(*) FROM {rawsql.table(session_model)} s "
+        "WHERE s.patient_id = a.patient_id AND s.local_date = %s) "
+        f"FROM {rawsql.table(Assignment)} a "
+        f"JOIN {rawsql.table(template_model)} t ON t.id = a.template_id "
+        "WHERE a.patient_id = %s AND a.status = %s "
+        "ORDER BY a.id LIMIT 1"
+    )
+    return assignments, templates, sql
+
+
+def _assignment_with_sessions_on(patient: Patient, day: dt.date) -> Assignment | None:
+    assignments, templates, sql = _assignment_query()
+    row = rawsql.fetch_one(sql, [day, patient.pk, Assignment.Status.ACTIVE.value])
+    if row is None:
+        return None
+    assignment = assignments.load(row, 0)
+    template = templates.load(row, len(assignments))
+    Assignment._meta.get_field("template").set_cached_value(assignment, template)
+    Assignment._meta.get_field("patient").set_cached_value(assignment, patient)
+    assignment.sessions_done = row[-1]
+    return assignment

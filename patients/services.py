@@ -143,8 +143,9 @@ def assignment_create(
 
     today = start_date or patient_local_today(patient)
     # Lock the patient row so two therapists assigning at once serialise here;
-    # the partial unique constraint is the final guard.
-    Patient.objects.select_for_update().get(pk=patient.pk)
+    # the partial unique constraint is the final guard. NO KEY: a session
+    # being logged (its foreign key to the patient) need not wait for this.
+    Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
     for previous in Assignment.objects.filter(patient=patient, status=Assignment.Status.ACTIVE):
         assignment_end(
             assignment=previous,
@@ -185,7 +186,11 @@ def assignment_create(
 
 
 def _locked(assignment: Assignment) -> Assignment:
-    locked = Assignment.objects.select_for_update().select_related("patient").get(pk=assignment.pk)
+    locked = (
+        Assignment.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("patient")
+        .get(pk=assignment.pk)
+    )
     if not locked.is_active:
         raise ValidationError(_("This program has ended; assign a new one instead."))
     return locked

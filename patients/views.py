@@ -33,9 +33,9 @@ from patients.selectors import patient_current_assignment, patient_for_user
 from programs.phases import Phase
 from programs.selectors import template_phase_exercises
 from reminders.selectors import reminder_times_for_day
+from symptoms.alerts import too_many_reps
 from symptoms.forms import SessionLogForm
 from symptoms.models import SessionSource
-from symptoms.selectors import sessions_logged_count
 
 # --- Helpers shared by every patient view -----------------------------------
 
@@ -200,12 +200,12 @@ def signout(request: HttpRequest) -> HttpResponse:
 def _today_context(patient: Patient) -> dict:
     """Everything the Today page shows: a fixed number of queries."""
     today = services.patient_local_today(patient)
-    assignment = patient_current_assignment(patient)
+    assignment = patient_current_assignment(patient, sessions_on=today)
     context: dict = {"patient": patient, "assignment": assignment, "today": today}
     if assignment is None:
         return context
     exercises = template_phase_exercises(assignment.template, assignment.current_phase)
-    done = sessions_logged_count(patient=patient, local_date=today)
+    done = assignment.sessions_done
     prescribed = assignment.sessions_per_day
     context.update(
         exercises=exercises,
@@ -217,6 +217,7 @@ def _today_context(patient: Patient) -> dict:
         all_done=done >= prescribed,
         daily_reps=sum(item.total_reps for item in exercises) * prescribed,
     )
+    context["too_many_reps"] = too_many_reps(context["daily_reps"])
     return context
 
 

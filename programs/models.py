@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -125,6 +127,11 @@ class TemplateBias(models.TextChoices):
     MIXED = "mixed", _("Mixed")
 
 
+def new_revision() -> int:
+    """A fresh ``ProgramTemplate.revision``: random, so no two versions share one."""
+    return secrets.randbits(62) + 2
+
+
 class ProgramTemplate(models.Model):
     """A phase-based program: for each phase, the exercises to do."""
 
@@ -150,6 +157,11 @@ class ProgramTemplate(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A new random number on every change to the template's phases, their
+    # exercises or an exercise it uses (programs/signals.py): readers cache
+    # what a phase prescribes under (template, revision). Random, not +1, so a
+    # change that was rolled back can never match a later one.
+    revision = models.PositiveBigIntegerField(default=new_revision, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -161,6 +173,17 @@ class ProgramTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # ``revision`` is only written by programs/signals.py: saving an instance
+        # loaded earlier must not write an older number back.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "revision"
+            ]
+        super().save(*args, **kwargs)
 
 
 class TemplatePhase(models.Model):

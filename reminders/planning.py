@@ -137,6 +137,15 @@ def plan_day(
     """The reminder slots of one local day, in time order, with their UTC instants."""
     if isinstance(zone, str):
         zone = zone_named(zone)
+    return list(_plan_day(local_date, zone, wake, sleep, count))
+
+
+@functools.lru_cache(maxsize=16384)
+def _plan_day(
+    local_date: dt.date, zone: zoneinfo.ZoneInfo, wake: dt.time, sleep: dt.time, count: int
+) -> tuple[PlannedSlot, ...]:
+    # Pure, and the same for every patient with this zone, window and count
+    # that day: a planner going through many patients works it out once.
     midnight = dt.datetime.combine(local_date, dt.time(0, 0))
     instants: list[dt.datetime] = []
     for minute in wall_minutes(wake=wake, sleep=sleep, count=count):
@@ -146,7 +155,7 @@ def plan_day(
     for index in range(1, len(instants)):
         if instants[index] <= instants[index - 1]:
             instants[index] = instants[index - 1] + dt.timedelta(minutes=1)
-    return [
+    return tuple(
         PlannedSlot(
             slot_number=number,
             slots_in_day=count,
@@ -154,4 +163,4 @@ def plan_day(
             due_at=instant,
         )
         for number, instant in enumerate(instants, start=1)
-    ]
+    )

@@ -18,8 +18,8 @@ from reminders import services
 logger = logging.getLogger(__name__)
 
 
-def _enqueue_send(slot_id: int, claim_token: uuid.UUID) -> None:
-    send_reminder.apply_async(args=[slot_id, str(claim_token)])
+def _enqueue_batch(slot_ids: list[int], claim_token: uuid.UUID) -> None:
+    send_reminders.apply_async(args=[list(slot_ids), str(claim_token)])
 
 
 @shared_task(ignore_result=True)
@@ -31,10 +31,15 @@ def plan_reminders() -> dict[str, int]:
 
 @shared_task(ignore_result=True)
 def dispatch_due_reminders() -> int:
-    """Claim due slots (each exactly once) and queue a short send task for each."""
-    result = services.reminder_dispatch_due(enqueue=_enqueue_send)
+    """Claim due slots (each exactly once), in batches, and queue a send task per batch."""
+    result = services.reminder_dispatch_due(enqueue=_enqueue_batch)
     if result.claimed or result.released:
-        logger.info("Reminders: %d claimed, %d released", len(result.claimed), len(result.released))
+        logger.info(
+            "Reminders: %d claimed in %d batch(es), %d released",
+            len(result.claimed),
+            result.batches,
+            len(result.released),
+        )
     return len(result.claimed)
 
 
@@ -44,22 +49,38 @@ def recover_stuck_sending() -> int:
     released = services.reminder_recover_stuck()
     if released:
         logger.warning("Reminders: recovered %d slot(s) stuck in sending", len(released))
-        services.reminder_dispatch_due(enqueue=_enqueue_send)
+        services.reminder_dispatch_due(enqueue=_enqueue_batch)
     return len(released)
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    # A hard limit below REMINDER_SENDING_TIMEOUT: an attempt is over (done
-    # or killed) before recovery may hand its slot to someone else.
-    soft_time_limit=max(1, settings.REMINDER_SEND_TIME_LIMIT * 4 // 5),
-    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
-)
+# A hard limit below REMINDER_SENDING_TIMEOUT: an attempt is over (done or
+# killed) before recovery may hand its slots to someone else. The soft limit
+# comes first: the messages not yet tried then wait for the retry.
+_SEND_LIMITS = {
+    "soft_time_limit": max(1, settings.REMINDER_SEND_TIME_LIMIT * 4 // 5),
+    "time_limit": settings.REMINDER_SEND_TIME_LIMIT,
+}
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, **_SEND_LIMITS)
+def send_reminders(self, slot_ids: list[int], claim_token: str) -> dict[str, int]:
+    """One attempt at a claimed batch: one mail connection, each slot marked as it goes.
+
+    Returns how many slots ended how ({"sent": 98, "skipped": 2}). Slots hit
+    by a transient error are retried, alone, under the same claim.
+    """
+    outcome = services.reminder_send_batch(slot_ids=slot_ids, claim_token=claim_token)
+    retry = outcome.retry_ids
+    if retry:
+        # Same claim token: the rows stay "sending" until this retry runs.
+        raise self.retry(args=[retry, claim_token], countdown=outcome.retry_in, max_retries=None)
+    return outcome.counts()
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, **_SEND_LIMITS)
 def send_reminder(self, slot_id: int, claim_token: str) -> str:
+    """One slot (the task before batches; messages already queued still run)."""
     outcome = services.reminder_send(slot_id=slot_id, claim_token=claim_token)
     if outcome.status == "retry":
-        # Same claim token: the row stays "sending" until this retry runs.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.status

@@ -107,6 +107,11 @@ def day_label(day) -> str:
     return f"{day.day} {_month_names(get_language())[day.month]}"
 
 
+def month_names() -> dict[int, str]:
+    """Short month names in the active language, by month number."""
+    return _month_names(get_language())
+
+
 @functools.cache
 def _month_names(language: str | None) -> dict[int, str]:
     return {month: date_format(dt.date(2000, month, 1), "M") for month in range(1, 13)}
@@ -576,52 +581,84 @@ def staff_location_summary(days: Sequence[DayProgress]) -> str:
 # --- The review page's little pictures ----------------------------------------------------------
 
 
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 112, 28, 3
+
+
+@functools.cache
+def _spark_points(count: int) -> list[list[str]]:
+    """ "x,y" for each of ``count`` positions and each score 0-10 (coordinates rounded to 0.1)."""
+    step = (SPARK_WIDTH - 2 * SPARK_PAD) / max(count - 1, 1)
+    return [
+        [f"{round(SPARK_PAD + step * index, 1)},{_spark_y(score)}" for score in range(11)]
+        for index in range(count)
+    ]
+
+
+def _spark_y(score: int) -> float:
+    return round(SPARK_HEIGHT - SPARK_PAD - (SPARK_HEIGHT - 2 * SPARK_PAD) * score / 10, 1)
+
+
 def sparkline(points: Sequence[tuple[dt.date, int | None]], *, label: str) -> SafeString:
     """Pain over the last days as a tiny line (0-10), with the label as its accessible name.
 
-    Built with f-strings (50 a page): every value is a number or a constant,
-    except the label, which is escaped.
+    Built from precomputed coordinates (50 a page): every value is a number or
+    a constant, except the label, which is escaped.
     """
-    width, height, pad = 112, 28, 3
-    step = (width - 2 * pad) / max(len(points) - 1, 1)
+    width, height, pad = SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD
+    table = _spark_points(len(points))
     coords = [
-        (round(pad + step * index, 1), round(height - pad - (height - 2 * pad) * score / 10, 1))
+        table[index][score]
+        if 0 <= score <= 10
+        else f"{table[index][0].split(',')[0]},{_spark_y(score)}"
         for index, (_day, score) in enumerate(points)
         if score is not None
     ]
     base = height - pad
     body = f'<line x1="0" y1="{base}" x2="{width}" y2="{base}" stroke="{GRID}" stroke-width="1"/>'
     if len(coords) > 1:
-        line = " ".join(f"{x},{y}" for x, y in coords)
         body += (
-            f'<polyline points="{line}" fill="none" stroke="{PAIN}" stroke-width="2" '
-            'stroke-linejoin="round" stroke-linecap="round"/>'
+            f'<polyline points="{" ".join(coords)}" fill="none" stroke="{PAIN}" '
+            'stroke-width="2" stroke-linejoin="round" stroke-linecap="round"/>'
         )
     if coords:
-        body += f'<circle cx="{coords[-1][0]}" cy="{coords[-1][1]}" r="2.5" fill="{PAIN}"/>'
+        x, y = coords[-1].split(",")
+        body += f'<circle cx="{x}" cy="{y}" r="2.5" fill="{PAIN}"/>'
     return mark_safe(  # noqa: S308 - numbers and constants; the label is escaped
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
 
+@functools.cache
+def _spark_label_formats(language: str | None) -> tuple[str, str, str]:
+    return (
+        _("No pain scores in the last %(days)d days."),
+        _("Pain %(score)d/10 on %(day)s."),
+        _("Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s."),
+    )
+
+
 def spark_label(points: Sequence[tuple[dt.date, int | None]]) -> str:
+    """The sparkline in words: the first and the last score of the days."""
+    language = get_language()
+    none, one, two = _spark_label_formats(language)
     scored = [(day, score) for day, score in points if score is not None]
     if not scored:
-        return _("No pain scores in the last %(days)d days.") % {"days": len(points)}
+        return none % {"days": len(points)}
+    months = _month_names(language)
     if len(scored) == 1:
-        return _("Pain %(score)d/10 on %(day)s.") % {
-            "score": scored[0][1],
-            "day": day_label(scored[0][0]),
-        }
-    return _("Pain %(first)d/10 on %(first_day)s, %(last)d/10 on %(last_day)s.") % {
-        "first": scored[0][1],
-        "first_day": day_label(scored[0][0]),
-        "last": scored[-1][1],
-        "last_day": day_label(scored[-1][0]),
+        day, score = scored[0]
+        return one % {"score": score, "day": f"{day.day} {months[day.month]}"}
+    (first_day, first), (last_day, last) = scored[0], scored[-1]
+    return two % {
+        "first": first,
+        "first_day": f"{first_day.day} {months[first_day.month]}",
+        "last": last,
+        "last_day": f"{last_day.day} {months[last_day.month]}",
     }
 
 
+@functools.lru_cache(maxsize=512)
 def bar(percent: int | None, *, adherent: bool | None) -> SafeString:
     """A 0-100% bar with a tick at 80%; decorative (the figure is written next to it)."""
     width = 0 if percent is None else max(0, min(int(percent), 100))

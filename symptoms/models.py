@@ -358,6 +358,15 @@ class DailyAdherence(models.Model):
                 name="adherence_done_capped",
             ),
         ]
+        indexes = [
+            # The clinic-wide "at risk" sort: every patient's last 7 or 30 days,
+            # read from the index alone.
+            models.Index(
+                fields=["local_date", "patient"],
+                include=["done", "prescribed"],
+                name="adherence_by_day_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.patient} on {self.local_date}: {self.done}/{self.prescribed}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Sum
 
 from patients.models import Patient, PhaseChange
 from symptoms.models import LOCATION_RANK, PainReport, SessionLog
@@ -16,13 +16,24 @@ def sessions_logged_count(*, patient: Patient, local_date: dt.date) -> int:
     return SessionLog.objects.filter(patient=patient, local_date=local_date).count()
 
 
+def sessions_and_reps(*, patient: Patient, local_date: dt.date) -> tuple[int, int]:
+    """(sessions logged, repetitions done) on the patient's own local date: one query."""
+    totals = SessionLog.objects.filter(patient=patient, local_date=local_date).aggregate(
+        count=Count("id"), reps=Sum("reps_done")
+    )
+    return totals["count"], totals["reps"] or 0
+
+
 def session_for_patient(*, patient: Patient, public_id) -> SessionLog | None:
     """One of the patient's own sessions with its pain report, or None."""
-    return (
+    session = (
         SessionLog.objects.filter(patient=patient, public_id=public_id)
-        .select_related("pain", "patient")
+        .select_related("pain")
         .first()
     )
+    if session is not None:
+        session.patient = patient  # the same row: no second load
+    return session
 
 
 @dataclass

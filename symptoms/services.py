@@ -8,6 +8,8 @@ retried request changes nothing the second time.
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import functools
 import logging
 import uuid
 import zoneinfo
@@ -16,16 +18,18 @@ from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import rawsql
 from accounts.models import User
 from patients.models import Assignment, Patient, PhaseChange
-from programs.selectors import template_phase_exercises
+from programs.models import PrescribedExercise, TemplatePhase
+from programs.phases import Phase
 from symptoms import adherence, alerts
 from symptoms.alerts import HIGH_PAIN_SCORE, PAIN_RISE_POINTS, REPS_SORENESS_LIMIT  # noqa: F401
 from symptoms.models import (
@@ -54,66 +58,255 @@ def _local_now(patient: Patient) -> tuple[dt.datetime, dt.date]:
 
 
 # --- Sessions -------------------------------------------------------------
+#
+# Logging a session is the patient's most frequent write, so it is written as
+# plain SQL and costs one statement on PostgreSQL (two elsewhere):
+#
+# 1. The session INSERT is its own idempotency check: ``ON CONFLICT (patient,
+#    idempotency_key) DO NOTHING RETURNING`` gives a row only when this call
+#    made it. Its snapshot of the program (assignment, phase, sessions/day and
+#    the reps of one session of that phase) is read inside the same INSERT.
+# 2. The day's rollup row is brought up to date incrementally in the same
+#    statement (a data-modifying CTE on PostgreSQL; a second statement in the
+#    same transaction elsewhere): ``INSERT ... ON CONFLICT (patient,
+#    local_date) DO UPDATE`` adds one session to what the row holds, capping
+#    ``done`` at the row's ``prescribed``. A new row takes the day's
+#    prescription from the phase history, as ``adherence_rebuild`` does.
+#
+# Two logs at once for one patient need no lock: the unique index on the
+# session key lets only one of two equal keys in, and the second upsert of
+# the rollup row waits for the first to commit and then adds to it.
+# ``adherence_rebuild`` (program changes, repairs) locks the rows it rewrites
+# first, so an increment either lands before it (and is counted by it) or
+# after it (and adds to the rebuilt row).
+
+
+class _Program(enum.Enum):
+    CURRENT = "current"
+
+
+CURRENT_PROGRAM = _Program.CURRENT
+"""``session_log(assignment=...)``: the patient's active program, whichever it is then."""
+
+
+@functools.cache
+def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "session": quote(SessionLog._meta.db_table),
+        "rollup": quote(DailyAdherence._meta.db_table),
+        "pain": quote(PainReport._meta.db_table),
+        "alert": quote(Alert._meta.db_table),
+        "assignment": quote(Assignment._meta.db_table),
+        "change": quote(PhaseChange._meta.db_table),
+        "prescribed": quote(PrescribedExercise._meta.db_table),
+        "template_phase": quote(TemplatePhase._meta.db_table),
+    }
+
+
+# The prescription in effect on %(local_date)s, from the phase history: the last
+# change effective on or before the day, in the order they happened (see
+# symptoms.adherence.prescriptions_for); a program's end prescribes nothing.
+_PRESCRIPTION_SQL = """
+    SELECT CASE WHEN pc.kind = %(ended)s THEN '' ELSE pc.to_phase END AS phase,
+           CASE WHEN pc.kind = %(ended)s THEN 0 ELSE pc.to_sessions_per_day END AS sessions
+    FROM {change} pc JOIN {assignment} pa ON pa.id = pc.assignment_id
+    WHERE pa.patient_id = %(patient)s AND pc.effective_on <= %(local_date)s
+    ORDER BY pc.effective_on DESC, pc.changed_at DESC, pc.id DESC
+    LIMIT 1
+"""
+
+_PROGRAM_JOINS = {
+    "current": "a.patient_id = %(patient)s AND a.status = %(active)s",
+    "given": "a.id = %(assignment)s",
+    "none": "1 = 0",
+}
+
+_SESSION_INSERT_SQL = """
+    INSERT INTO {session} (public_id, patient_id, assignment_id, local_date, logged_at, phase,
+                           sessions_prescribed, reps_done, source, idempotency_key, created_at)
+    SELECT %(public_id)s, %(patient)s, a.id, %(local_date)s, %(now)s,
+           COALESCE(a.current_phase, %(no_phase)s), COALESCE(a.sessions_per_day, 0),
+           COALESCE((SELECT SUM(pe.sets * pe.reps)
+                     FROM {prescribed} pe JOIN {template_phase} tp ON tp.id = pe.template_phase_id
+                     WHERE tp.template_id = a.template_id AND tp.phase = a.current_phase), 0),
+           %(source)s, %(key)s, %(now)s
+    FROM (SELECT 1 AS one) one LEFT JOIN {assignment} a ON {program}
+    WHERE TRUE
+    ON CONFLICT (patient_id, idempotency_key) DO NOTHING
+    RETURNING TRUE AS created, {returning}
+"""
+
+# One more session on the day: logged = done + extra + 1, done = min(logged,
+# prescribed), extra = the rest (symptoms.adherence.split_sessions).
+_ROLLUP_ADD_SESSION_SQL = """
+    INSERT INTO {rollup} (patient_id, local_date, phase, prescribed, done, extra, reps,
+                          location, last_session_at, updated_at)
+    SELECT %(patient)s, %(local_date)s, COALESCE(p.phase, ''), COALESCE(p.sessions, 0),
+           CASE WHEN COALESCE(p.sessions, 0) > 0 THEN 1 ELSE 0 END,
+           CASE WHEN COALESCE(p.sessions, 0) > 0 THEN 0 ELSE 1 END,
+           s.reps_done, '', %(now)s, %(now)s
+    FROM {source} s LEFT JOIN ({prescription}) p ON TRUE
+    WHERE TRUE
+    ON CONFLICT (patient_id, local_date) DO UPDATE SET
+        done = CASE WHEN {rollup}.done + {rollup}.extra < {rollup}.prescribed
+                    THEN {rollup}.done + {rollup}.extra + 1 ELSE {rollup}.prescribed END,
+        extra = CASE WHEN {rollup}.done + {rollup}.extra < {rollup}.prescribed
+                     THEN 0 ELSE {rollup}.done + {rollup}.extra + 1 - {rollup}.prescribed END,
+        reps = {rollup}.reps + excluded.reps,
+        last_session_at = CASE
+            WHEN {rollup}.last_session_at IS NULL
+                 OR {rollup}.last_session_at < excluded.last_session_at
+            THEN excluded.last_session_at ELSE {rollup}.last_session_at END,
+        updated_at = excluded.updated_at
+"""
+
+
+# PostgreSQL: both in one statement, so a log needs no transaction of its own.
+# A replay gets the row it already made from the same statement, when that
+# row was committed before the statement began (nearly always).
+_SESSION_LOG_PG_SQL = """
+    WITH logged AS ({session}), rolled AS ({rollup})
+    SELECT created, {logged_columns} FROM logged
+    UNION ALL
+    SELECT FALSE, {found_columns} FROM {session_table} s
+    WHERE s.patient_id = %(patient)s AND s.idempotency_key = %(key)s
+      AND NOT EXISTS (SELECT 1 FROM logged)
+"""
+
+_SESSION_FIND_SQL = """
+    SELECT FALSE, {found_columns} FROM {session_table} s
+    WHERE s.patient_id = %(patient)s AND s.idempotency_key = %(key)s
+"""
+
+
+@dataclass(frozen=True)
+class _SessionLogSQL:
+    log: str  # (created, *columns) of the new row; on PostgreSQL, or of a replay's row
+    rollup: str | None  # run after ``log`` made a row, where ``log`` does not do it itself
+    find: str  # (created, *columns) of the row a replay's key already has
+    columns: rawsql.Columns
+
+
+@functools.cache
+def _session_log_sql(vendor: str, program: str) -> _SessionLogSQL:
+    tables = _tables()
+    quote = connection.ops.quote_name
+    fields = SessionLog._meta.concrete_fields
+    returning = ", ".join(f"{tables['session']}.{quote(field.column)}" for field in fields)
+    session = _SESSION_INSERT_SQL.format(
+        program=_PROGRAM_JOINS[program], returning=returning, **tables
+    )
+    prescription = _PRESCRIPTION_SQL.format(**tables)
+    found = rawsql.Columns.of(SessionLog, "s")
+    find = _SESSION_FIND_SQL.format(found_columns=found.sql, session_table=tables["session"])
+    if vendor == "postgresql":
+        rollup = _ROLLUP_ADD_SESSION_SQL.format(
+            source="logged", prescription=prescription, **tables
+        )
+        log = _SESSION_LOG_PG_SQL.format(
+            session=session,
+            rollup=rollup,
+            logged_columns=rawsql.Columns.of(SessionLog, "logged").sql,
+            found_columns=found.sql,
+            session_table=tables["session"],
+        )
+        return _SessionLogSQL(log=log, rollup=None, find=find, columns=found)
+    rollup = _ROLLUP_ADD_SESSION_SQL.format(
+        source="(SELECT %(reps)s AS reps_done)", prescription=prescription, **tables
+    )
+    return _SessionLogSQL(log=session, rollup=rollup, find=find, columns=found)
 
 
 def session_log(
     *,
     patient: Patient,
     idempotency_key: uuid.UUID,
-    assignment: Assignment | None,
+    assignment: Assignment | _Program | None = CURRENT_PROGRAM,
     source: str = SessionSource.APP,
 ) -> tuple[SessionLog, bool]:
     """Record one session done now. Returns (session, created).
 
-    The same ``idempotency_key`` always gives back the same row: the unique
-    constraint on (patient, idempotency_key) decides a race, inside a savepoint
-    so the caller's transaction survives it.
+    The same ``idempotency_key`` always gives back the same row, however many
+    times and however concurrently it is sent. ``assignment`` is the program
+    the session is logged against: by default the patient's active one (read
+    in the INSERT itself), or a given one, or None for no program. The
+    session keeps a snapshot of its phase, sessions/day and reps.
     """
-    with transaction.atomic():
-        return _session_log(
-            patient=patient, idempotency_key=idempotency_key, assignment=assignment, source=source
-        )
-
-
-def _session_log(
-    *, patient: Patient, idempotency_key: uuid.UUID, assignment: Assignment | None, source: str
-) -> tuple[SessionLog, bool]:
-    existing = SessionLog.objects.filter(patient=patient, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing, False
-    # Serialise this patient's writes, so the day's rollup row counts every session.
-    _lock_patient(patient)
-    if source not in SessionSource.values:
+    if source not in _SOURCES:
         source = SessionSource.APP
     now, local_date = _local_now(patient)
-    if assignment is not None:
-        phase = assignment.current_phase
-        prescribed = assignment.sessions_per_day
-        reps = sum(item.total_reps for item in template_phase_exercises(assignment.template, phase))
+    public_id = uuid.uuid4()
+    params = {
+        "public_id": _uuid_param(public_id),
+        "key": _uuid_param(idempotency_key),
+        "patient": patient.pk,
+        "local_date": connection.ops.adapt_datefield_value(local_date),
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "source": source,
+        "no_phase": Phase.ACUTE,  # a session without a program still needs a valid phase
+        "active": Assignment.Status.ACTIVE,
+        "ended": PhaseChange.Kind.ENDED,
+    }
+    if assignment is CURRENT_PROGRAM:
+        program = "current"
+    elif assignment is None:
+        program = "none"
     else:
-        # Without a program there is nothing to snapshot; keep the row honest.
-        phase, prescribed, reps = "acute", 0, 0
-    try:
-        with transaction.atomic():
-            session = SessionLog.objects.create(
-                patient=patient,
-                assignment=assignment,
-                local_date=local_date,
-                logged_at=now,
-                phase=phase,
-                sessions_prescribed=prescribed,
-                reps_done=reps,
-                source=source,
-                idempotency_key=idempotency_key,
-            )
-    except IntegrityError:
-        return SessionLog.objects.get(patient=patient, idempotency_key=idempotency_key), False
-    adherence_rebuild(patient=patient, first=local_date, last=local_date)
-    return session, True
+        program = "given"
+        params["assignment"] = assignment.pk
+    sql = _session_log_sql(connection.vendor, program)
+    if sql.rollup is None:  # one statement: atomic on its own
+        with connection.cursor() as cursor:
+            cursor.execute(sql.log, params)
+            row = cursor.fetchone()
+    else:
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            cursor.execute(sql.log, params)
+            row = cursor.fetchone()
+            if row is not None:
+                params["reps"] = row[1 + _REPS_INDEX]
+                cursor.execute(sql.rollup, params)
+    if row is None:
+        # A replay whose row the statement could not see: a request with the
+        # same key committed while this one waited for it. A new statement does.
+        row = rawsql.fetch_one(sql.find, params)
+    session = sql.columns.load(row, 1)
+    session.patient = patient  # the same row: no query when it is used
+    return session, bool(row[0])
+
+
+_REPS_INDEX = [field.attname for field in SessionLog._meta.concrete_fields].index("reps_done")
+
+
+def _uuid_param(value: uuid.UUID):
+    return _UUID_FIELD.get_db_prep_value(value, connection)
+
+
+_UUID_FIELD = SessionLog._meta.get_field("public_id")
+_SOURCES = frozenset(SessionSource.values)
 
 
 def _lock_patient(patient: Patient) -> None:
-    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
+    """Serialise this patient's pain reports and rollup rebuilds (row lock until commit).
+
+    ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: a session INSERT checks its
+    foreign key to the patient with ``FOR KEY SHARE`` when it commits (Django's
+    constraints are deferred), which ``FOR UPDATE`` would block. A rebuild or
+    pain report holding that lock while waiting for the log's rollup row
+    would then deadlock with the log.
+    """
+    if connection.features.has_select_for_update:  # SQLite serialises every write anyway
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_PATIENT_SQL.format(patient=_patient_table()), [patient.pk])
+
+
+_LOCK_PATIENT_SQL = "SELECT id FROM {patient} WHERE id = %s FOR NO KEY UPDATE"
+
+
+@functools.cache
+def _patient_table() -> str:
+    return connection.ops.quote_name(Patient._meta.db_table)
 
 
 def reps_on(*, patient: Patient, local_date: dt.date) -> int:
@@ -174,6 +367,61 @@ def pain_trend(*, location: str, previous_location: str | None) -> str:
     return PainTrend.UNCHANGED
 
 
+# The pain facts a new report is compared with, in one read: this session's
+# report if it has one already, the patient's previous report, and the lowest
+# score since the start of the "pain rising" window.
+_PAIN_FACTS_SQL = """
+    SELECT (SELECT id FROM {pain} WHERE session_id = %(session)s),
+           prev.score, prev.location,
+           (SELECT MIN(score) FROM {pain}
+            WHERE patient_id = %(patient)s AND local_date >= %(since)s)
+    FROM (SELECT 1 AS one) one
+    LEFT JOIN (SELECT score, location FROM {pain} WHERE patient_id = %(patient)s
+               ORDER BY reported_at DESC, id DESC LIMIT 1) prev ON TRUE
+"""
+
+# One more pain report on the day (reports of a patient are serialised by the
+# patient row lock, so this one is the day's latest). Returns the day's reps.
+_ROLLUP_ADD_PAIN_SQL = """
+    INSERT INTO {rollup} (patient_id, local_date, phase, prescribed, done, extra, reps,
+                          pain_first, pain_last, pain_min, pain_max, location,
+                          last_session_at, updated_at)
+    SELECT %(patient)s, %(local_date)s, COALESCE(p.phase, ''), COALESCE(p.sessions, 0), 0, 0, 0,
+           %(score)s, %(score)s, %(score)s, %(score)s, %(location)s, NULL, %(now)s
+    FROM (SELECT 1 AS one) one LEFT JOIN ({prescription}) p ON TRUE
+    WHERE TRUE
+    ON CONFLICT (patient_id, local_date) DO UPDATE SET
+        pain_first = COALESCE({rollup}.pain_first, excluded.pain_first),
+        pain_last = excluded.pain_last,
+        pain_min = CASE WHEN {rollup}.pain_min IS NULL OR excluded.pain_min < {rollup}.pain_min
+                        THEN excluded.pain_min ELSE {rollup}.pain_min END,
+        pain_max = CASE WHEN {rollup}.pain_max IS NULL OR excluded.pain_max > {rollup}.pain_max
+                        THEN excluded.pain_max ELSE {rollup}.pain_max END,
+        location = CASE WHEN {new_rank} > {old_rank}
+                        THEN excluded.location ELSE {rollup}.location END,
+        updated_at = excluded.updated_at
+    RETURNING reps
+"""
+
+
+def _location_rank_sql(column: str) -> str:
+    """LOCATION_RANK as SQL (-1 for no location yet). The values are our own constants."""
+    cases = " ".join(f"WHEN '{value}' THEN {rank}" for value, rank in LOCATION_RANK.items())
+    return f"(CASE {column} {cases} ELSE -1 END)"
+
+
+@functools.cache
+def _pain_sql() -> tuple[str, str]:
+    tables = _tables()
+    rollup = _ROLLUP_ADD_PAIN_SQL.format(
+        prescription=_PRESCRIPTION_SQL.format(**tables),
+        new_rank=_location_rank_sql("excluded.location"),
+        old_rank=_location_rank_sql(f"{tables['rollup']}.location"),
+        **tables,
+    )
+    return _PAIN_FACTS_SQL.format(**tables), rollup
+
+
 @transaction.atomic
 def pain_report_for_session(
     *, session: SessionLog, score: int, location: str, note: str = ""
@@ -192,23 +440,21 @@ def pain_report_for_session(
     # Serialise this patient's pain reports (lock the patient row), so two
     # arriving at once each compare with the right previous report.
     _lock_patient(patient)
-    existing = PainReport.objects.filter(session=session).first()
-    if existing is not None:
+    now, local_date = _local_now(patient)
+    facts_sql, rollup_sql = _pain_sql()
+    params = {
+        "session": session.pk,
+        "patient": patient.pk,
+        "since": connection.ops.adapt_datefield_value(alerts.rise_window_start(local_date)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(facts_sql, params)
+        existing_id, previous_score, previous_location, baseline = cursor.fetchone()
+    if existing_id is not None:
+        existing = PainReport.objects.get(pk=existing_id)
         return PainFeedback(
             existing, reps_on(patient=patient, local_date=existing.local_date)
         ), False
-    previous = (
-        PainReport.objects.filter(patient=patient)
-        .only("score", "location")
-        .order_by("-reported_at", "-id")
-        .first()
-    )
-    now, local_date = _local_now(patient)
-    baseline = alerts.rise_baseline(
-        PainReport.objects.filter(
-            patient=patient, local_date__gte=alerts.rise_window_start(local_date)
-        ).values_list("score", flat=True)
-    )
     report = PainReport.objects.create(
         patient=patient,
         session=session,
@@ -216,14 +462,23 @@ def pain_report_for_session(
         local_date=local_date,
         score=score,
         location=location,
-        trend=pain_trend(location=location, previous_location=previous and previous.location),
-        previous_score=previous.score if previous else None,
-        previous_location=previous.location if previous else "",
+        trend=pain_trend(location=location, previous_location=previous_location),
+        previous_score=previous_score,
+        previous_location=previous_location or "",
         rise_baseline=baseline,
         note=(note or "").strip()[:2000],
     )
-    adherence_rebuild(patient=patient, first=local_date, last=local_date)
-    feedback = PainFeedback(report, reps_on(patient=patient, local_date=local_date))
+    params.update(
+        local_date=connection.ops.adapt_datefield_value(local_date),
+        now=connection.ops.adapt_datetimefield_value(now),
+        score=score,
+        location=location,
+        ended=PhaseChange.Kind.ENDED,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(rollup_sql, params)
+        (reps_today,) = cursor.fetchone()
+    feedback = PainFeedback(report, reps_today)
     where = report.get_location_display()
     if report.note:
         where = _("%(where)s; the patient wrote: “%(note)s”") % {
@@ -293,30 +548,54 @@ def red_flag_report_create(
 # --- Alerts -------------------------------------------------------------------
 
 
+_ALERT_INSERT_SQL = """
+    INSERT INTO {alert} (patient_id, therapist_id, kind, severity, period_key, message,
+                         created_at, email_attempts)
+    VALUES (%(patient)s, %(therapist)s, %(kind)s, %(severity)s, %(period_key)s, %(message)s,
+            %(now)s, 0)
+    ON CONFLICT (patient_id, kind, period_key) DO NOTHING
+    RETURNING id
+"""
+
+
 def alert_raise(
     *, patient: Patient, kind: str, severity: str, period_key: str, message: str
 ) -> Alert | None:
     """Create the alert once per (patient, kind, period). Returns it if new.
 
     A new urgent alert is emailed by a Celery task after the surrounding
-    transaction commits; routine ones wait for the daily digest.
+    transaction commits; routine ones wait for the daily digest. One
+    statement: the unique constraint decides, also against a concurrent writer.
     """
-    try:
-        with transaction.atomic():
-            alert, created = Alert.objects.get_or_create(
-                patient=patient,
-                kind=kind,
-                period_key=period_key,
-                defaults={
-                    "therapist_id": patient.therapist_id,
-                    "severity": severity,
-                    "message": message,
-                },
-            )
-    except IntegrityError:
-        return None  # a concurrent writer created it first
-    if not created:
-        return None
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ALERT_INSERT_SQL.format(alert=_tables()["alert"]),
+            {
+                "patient": patient.pk,
+                "therapist": patient.therapist_id,
+                "kind": kind,
+                "severity": severity,
+                "period_key": period_key,
+                "message": message,
+                "now": connection.ops.adapt_datetimefield_value(now),
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None  # raised before (or by a concurrent writer)
+    alert = Alert(
+        id=row[0],
+        patient=patient,
+        therapist_id=patient.therapist_id,
+        kind=kind,
+        severity=severity,
+        period_key=period_key,
+        message=message,
+        created_at=now,
+    )
+    alert._state.adding = False
+    alert._state.db = connection.alias
     if severity == Alert.Severity.URGENT:
         # Celery's ``delay_on_commit`` without its one weakness: if the broker
         # is down, the error must not turn the patient's page (the emergency
@@ -582,6 +861,44 @@ def adherence_rebuild(*, patient: Patient | int, first: dt.date, last: dt.date) 
     Returns the number of rows written.
     """
     patient_id = patient if isinstance(patient, int) else patient.pk
+    with transaction.atomic(savepoint=False):
+        _rollup_lock(patient_id, first, last)
+        return _adherence_rebuild(patient_id, first, last)
+
+
+def _rollup_lock(patient_id: int, first: dt.date, last: dt.date) -> None:
+    """Hold the rollup rows of ``first``..``last`` against session logs until commit.
+
+    Logs add to a day's row without any other lock (``session_log``). A
+    rebuild must not overwrite an increment whose session it did not read,
+    so before reading anything it locks every row of the range: a log that
+    already wrote one has committed by then (and its session is read), a log
+    that has not yet written one waits and adds to the rebuilt row. Sessions
+    are only logged on the patient's current local date, which is the last
+    day of every caller's range (the day before it too, around midnight):
+    rows for those are made to exist first, so a log about to create one
+    waits as well. Rows left with nothing are deleted by the rebuild.
+
+    One window remains, closed by the periodic ``adherence_recheck_changed``:
+    a log whose statement began before a program change committed and that
+    creates the day's row after this rebuild deleted it (the program ended
+    that day) writes the prescription it read before the change.
+    """
+    if not connection.features.has_select_for_update:
+        return  # SQLite: one writer at a time, nothing to interleave
+    live = [day for day in (last - dt.timedelta(days=1), last) if day >= first]
+    DailyAdherence.objects.bulk_create(
+        [DailyAdherence(patient_id=patient_id, local_date=day) for day in live],
+        ignore_conflicts=True,
+    )
+    list(
+        DailyAdherence.objects.select_for_update()
+        .filter(patient_id=patient_id, local_date__range=(first, last))
+        .values_list("pk", flat=True)
+    )
+
+
+def _adherence_rebuild(patient_id: int, first: dt.date, last: dt.date) -> int:
     sessions = {
         row["local_date"]: row
         for row in SessionLog.objects.filter(patient_id=patient_id, local_date__range=(first, last))
@@ -661,14 +978,45 @@ def adherence_program_changed(*, patient: Patient) -> int:
     return adherence_rebuild(patient=patient, first=first, last=today)
 
 
-def adherence_rebuild_patient(*, patient: Patient, days: int = REBUILD_MAX_DAYS) -> int:
+def adherence_rebuild_patient(
+    *, patient: Patient, days: int = REBUILD_MAX_DAYS, now: dt.datetime | None = None
+) -> int:
     """Backfill: rebuild the last ``days`` local days of one patient's rollup."""
     with transaction.atomic():
         _lock_patient(patient)
-        today = timezone.now().astimezone(patient.tzinfo).date()
+        today = (now or timezone.now()).astimezone(patient.tzinfo).date()
         return adherence_rebuild(
             patient=patient, first=today - dt.timedelta(days=days - 1), last=today
         )
+
+
+# Programs changed this long ago (and not longer) have their last two days
+# re-derived by the periodic task: see adherence_recheck_changed.
+RECHECK_CHANGED_AFTER = dt.timedelta(minutes=5)
+RECHECK_CHANGED_WITHIN = dt.timedelta(hours=2)
+
+
+def adherence_recheck_changed(*, now: dt.datetime | None = None) -> int:
+    """Re-derive today and yesterday for patients whose program changed lately.
+
+    The safety net for one race the locks cannot close: a session log whose
+    statement began before a program change committed, and which only wrote
+    the day's rollup row after that change's own rebuild had deleted it (a
+    program ended that day), creates the row with the prescription it read
+    before the change. Any such log has long finished five minutes later,
+    and the hourly task sees every change at least once between five
+    minutes and two hours old. Returns the number of patients rebuilt.
+    """
+    now = now or timezone.now()
+    patient_ids = set(
+        PhaseChange.objects.filter(
+            changed_at__range=(now - RECHECK_CHANGED_WITHIN, now - RECHECK_CHANGED_AFTER)
+        ).values_list("assignment__patient_id", flat=True)
+    )
+    patients = Patient.objects.filter(pk__in=patient_ids).order_by("pk").only("pk", "timezone")
+    for patient in patients:
+        adherence_rebuild_patient(patient=patient, days=2, now=now)
+    return len(patient_ids)
 
 
 MATERIALISE_DAYS_BACK = 3
@@ -688,9 +1036,11 @@ def adherence_materialise(
     Periodic. Existing rows are left alone (writers keep them current); a
     missing row is one where nothing was logged, so it holds zeros and the
     day's prescription. Beat down for longer than ``days_back``: run
-    ``manage.py adherence_rebuild``.
+    ``manage.py adherence_rebuild``. Also re-derives the last two days of
+    programs changed lately (``adherence_recheck_changed``).
     """
     now = now or timezone.now()
+    adherence_recheck_changed(now=now)
     todays: dict[str, dt.date] = {}
     written = 0
     active = (

@@ -3,29 +3,29 @@
 Mounted at ``/staff/`` (``symptoms/staff_urls.py``). Therapists see their own
 patients, clinic admins everyone; anything else is a 404, and signed-out
 visitors go to the admin sign-in. Every read of patient records is audited.
-Pages work without JavaScript; htmx swaps only the part that changed
-(``{% partialdef %}`` fragments).
+Pages work without JavaScript; htmx swaps only the part that changed (the
+review's results, built by ``staff_render``; an acknowledged alert).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import wraps
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import is_clinic_admin
@@ -44,7 +44,7 @@ from symptoms import staff_selectors as selectors
 def staff_required(view: Callable) -> Callable:
     """Therapists and clinic admins only. Signed out: the admin sign-in; others: 404."""
 
-    @wraps(view)
+    @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
@@ -53,16 +53,6 @@ def staff_required(view: Callable) -> Callable:
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def _render(request, template: str, context: dict, fragment: str | None, status: int = 200):
-    htmx = getattr(request, "htmx", None)
-    use_fragment = fragment and bool(htmx) and not htmx.history_restore_request
-    response = render(
-        request, f"{template}#{fragment}" if use_fragment else template, context, status=status
-    )
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 # --- The review page ---------------------------------------------------------------------
@@ -74,7 +64,21 @@ PHASE_FILTER_CHOICES = [
 ]
 
 
-class ReviewFilterForm(forms.Form):
+class TherapistChoiceForm(forms.Form):
+    """A form with a "therapist" field: the choices for a clinic admin, gone for a therapist."""
+
+    def __init__(self, *args, therapists=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        if therapists:
+            self.fields["therapist"].choices = [("", _("All therapists"))] + [
+                (str(t.pk), t.get_full_name()) for t in therapists
+            ]
+        else:
+            del self.fields["therapist"]
+
+
+class ReviewFilterForm(TherapistChoiceForm):
     q = forms.CharField(label=gettext_lazy("Name or email"), required=False, max_length=100)
     therapist = forms.TypedChoiceField(
         label=gettext_lazy("Therapist"), required=False, coerce=int, empty_value=None
@@ -93,16 +97,6 @@ class ReviewFilterForm(forms.Form):
     )
     desc = forms.BooleanField(label=gettext_lazy("Descending"), required=False)
 
-    def __init__(self, *args, therapists=(), **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-        if therapists:
-            self.fields["therapist"].choices = [("", _("All therapists"))] + [
-                (str(t.pk), t.get_full_name()) for t in therapists
-            ]
-        else:
-            del self.fields["therapist"]
-
     def filters(self) -> selectors.ReviewFilters:
         data = self.cleaned_data if self.is_valid() else {}
         return selectors.ReviewFilters(
@@ -116,8 +110,8 @@ class ReviewFilterForm(forms.Form):
         )
 
 
-def _query_without(request: HttpRequest, *names: str, **extra) -> str:
-    query = request.GET.copy()
+def _query_without(query: QueryDict, *names: str, **extra) -> str:
+    query = query.copy()
     for name in (*names, *extra):
         query.pop(name, None)
     for name, value in extra.items():
@@ -143,18 +137,18 @@ class ReviewPage:
     has_next: bool
 
     @classmethod
-    def of(cls, queryset, number, size: int) -> ReviewPage:
+    def of(cls, query: selectors.ReviewQuery, number, size: int) -> ReviewPage:
         try:
             # Bounded: a huge ?page= would overflow the database's OFFSET.
             number = min(max(1, int(number)), MAX_PAGE_NUMBER)
         except (TypeError, ValueError):
             number = 1
-        fetched = list(queryset[(number - 1) * size : number * size + 1])
+        fetched = query.page(size + 1, (number - 1) * size)
         if not fetched and number > 1:  # past the end: the first page
-            number, fetched = 1, list(queryset[: size + 1])
+            number, fetched = 1, query.page(size + 1, 0)
         has_next = len(fetched) > size
         rows = fetched[:size]
-        count = queryset.count() if has_next or number > 1 else len(rows)
+        count = query.count() if has_next or number > 1 else len(rows)
         return cls(number=number, object_list=rows, count=count, size=size, has_next=has_next)
 
     @property
@@ -182,26 +176,24 @@ class ReviewPage:
         return (self.number - 1) * self.size + len(self.object_list)
 
 
-@require_GET
-@staff_required
-def review(request: HttpRequest) -> HttpResponse:
-    """One row per patient: phase, adherence, pain, location, last session, open alerts."""
-    user = request.user
-    therapists = selectors.therapists_for_filter(user)
-    form = ReviewFilterForm(request.GET or None, therapists=therapists)
+@dataclass(frozen=True)
+class ReviewControls:
+    """What the review page's query string decides: filters, their form, the sortable header."""
+
+    filters: selectors.ReviewFilters
+    filters_html: str
+    thead: str
+    page_query: str  # the query string without the page number
+
+
+@functools.lru_cache(maxsize=256)
+def _review_controls(
+    query_string: str, therapists: tuple, language: str | None, action: str
+) -> ReviewControls:
+    """The same query string, therapist list and language give the same controls (memoised)."""
+    data = QueryDict(query_string)
+    form = ReviewFilterForm(data or None, therapists=therapists)
     filters = form.filters()
-    today = selectors.LocalToday()
-    patients = selectors.review_patients(user, filters, today)
-    page = ReviewPage.of(patients, request.GET.get("page"), selectors.PAGE_SIZE)
-    rows = selectors.review_rows(page.object_list, today)
-    audit_record(
-        request=request,
-        action=AuditAction.LIST,
-        detail={
-            "view": "staff review",
-            "patients": sorted(str(row.patient.public_id) for row in rows),
-        },
-    )
     columns = []
     for key, label in selectors.SORT_LABELS.items():
         if key == "therapist" and not therapists:
@@ -214,26 +206,63 @@ def review(request: HttpRequest) -> HttpResponse:
                 "label": _(label),
                 "current": current,
                 "descending": filters.descending if current else None,
-                "query": _query_without(request, "page", sort=key, desc="1" if descending else ""),
+                "query": _query_without(data, "page", sort=key, desc="1" if descending else ""),
             }
         )
-    next_url = request.get_full_path()
+    return ReviewControls(
+        filters=filters,
+        filters_html=html.filters_form(form, action),
+        thead=html.header(columns),
+        page_query=_query_without(data, "page"),
+    )
+
+
+@require_GET
+@staff_required
+def review(request: HttpRequest) -> HttpResponse:
+    """One row per patient: phase, adherence, pain, location, last session, open alerts."""
+    user = request.user
+    therapists = tuple(selectors.therapists_for_filter(user))
+    controls = _review_controls(
+        request.GET.urlencode(), therapists, get_language(), reverse("staff:review")
+    )
+    filters = controls.filters
+    today = selectors.LocalToday()
+    query = selectors.review_query(user, filters, today)
+    page = ReviewPage.of(query, request.GET.get("page"), selectors.PAGE_SIZE)
+    rows = selectors.review_rows(page.object_list, today)
+    audit_record(
+        request=request,
+        action=AuditAction.LIST,
+        detail={
+            "view": "staff review",
+            "patients": sorted(row.patient.public_id for row in rows),
+        },
+    )
     csrf_token = get_token(request)
-    context = {
-        "form": form,
-        "rows": rows,
-        "page": page,
-        "paginator": page,
-        "filters": filters,
-        "filters_html": html.filters_form(form, reverse("staff:review")),
-        "thead": html.header(columns),
-        "tbody": html.review_body(
-            rows, show_therapist=bool(therapists), next_url=next_url, csrf_token=csrf_token
+    results = html.results(
+        filters_html=controls.filters_html,
+        thead=controls.thead,
+        tbody=html.review_body(
+            rows,
+            show_therapist=bool(therapists),
+            next_url=request.get_full_path(),
+            csrf_token=csrf_token,
         ),
-        "page_query": _query_without(request, "page"),
-        "help_text": adherence.HELP_TEXT,
-    }
-    return _render(request, "symptoms/staff/review.html", context, "results")
+        page=page,
+        page_query=controls.page_query,
+    )
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.history_restore_request:
+        content = results  # htmx swaps only the results
+    else:
+        content = html.review_page(
+            user_name=user.get_full_name(), csrf_token=csrf_token, results_html=results
+        )
+    response = HttpResponse(content)
+    patch_vary_headers(response, ["HX-Request"])
+    response.review_rows = rows  # what the page shows, for tests
+    return response
 
 
 # --- One patient ---------------------------------------------------------------------------
@@ -370,7 +399,7 @@ CSV_COLUMNS = [
 ]
 
 
-class ExportForm(forms.Form):
+class ExportForm(TherapistChoiceForm):
     start = forms.DateField(
         label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -378,16 +407,6 @@ class ExportForm(forms.Form):
     therapist = forms.TypedChoiceField(
         label=gettext_lazy("Therapist"), required=False, coerce=int, empty_value=None
     )
-
-    def __init__(self, *args, therapists=(), **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-        if therapists:
-            self.fields["therapist"].choices = [("", _("All therapists"))] + [
-                (str(t.pk), t.get_full_name()) for t in therapists
-            ]
-        else:
-            del self.fields["therapist"]
 
     def clean(self):
         data = super().clean()
@@ -459,15 +478,16 @@ def _csv_lines(batches) -> Iterator[str]:
     """CSV text, one chunk per batch of rollup rows.
 
     The patient's columns go through the csv module once per patient (quoting,
-    formula neutralising); the day's columns are numbers, ISO dates and fixed
-    identifiers (phase, location), which need no quoting.
+    formula neutralising); the day's columns come written by the database
+    (``selectors.export_line_sql``): numbers, ISO dates and fixed identifiers
+    (phase, location), which need no quoting.
     """
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     prefixes: dict[int, str] = {}
     for info, rows in batches:
         out = []
-        for patient_id, day, phase, prescribed, done, extra, reps, pain, worst, where in rows:
+        for patient_id, line in rows:
             prefix = prefixes.get(patient_id)
             if prefix is None:
                 if len(prefixes) > 5000:
@@ -477,12 +497,5 @@ def _csv_lines(batches) -> Iterator[str]:
                     [public_id, _cell(name), _cell(email), _cell(therapist_email), ""]
                 )[:-2]  # ends with the separator for the next column, without the line end
                 prefixes[patient_id] = prefix
-            percent = adherence.percent(done, prescribed)
-            adherent = adherence.is_adherent(done, prescribed)
-            out.append(
-                f"{prefix}{day.isoformat()},{phase},{prescribed},{done},{extra},"
-                f"{'' if percent is None else percent},"
-                f"{'' if adherent is None else ('yes' if adherent else 'no')},{reps},"
-                f"{'' if pain is None else pain},{'' if worst is None else worst},{where}\r\n"
-            )
+            out.append(f"{prefix}{line}\r\n")
         yield "".join(out)

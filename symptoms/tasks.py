@@ -66,5 +66,6 @@ def alerts_evaluate() -> int:
 
 @shared_task
 def adherence_materialise() -> int:
-    """Periodic: rollup rows for prescribed days with nothing logged."""
+    """Periodic: rollup rows for prescribed days with nothing logged, and the last two
+    days of programs changed lately re-derived (services.adherence_recheck_changed)."""
     return services.adherence_materialise()

@@ -14,9 +14,20 @@ from patients.selectors import patient_current_assignment
 from patients.services import patient_local_today
 from patients.views import patient_required, render_page, session_log_form
 from symptoms import charts, services
-from symptoms.forms import LOCATION_HINTS, PainForm, RedFlagForm, SessionLogForm
+from symptoms.forms import (
+    LOCATION_HINTS,
+    PainForm,
+    RedFlagForm,
+    SessionLogForm,
+    session_log_values,
+)
 from symptoms.models import PainLocation, RedFlagReport, SessionSource
-from symptoms.selectors import progress_days, session_for_patient, sessions_logged_count
+from symptoms.selectors import (
+    progress_days,
+    session_for_patient,
+    sessions_and_reps,
+    sessions_logged_count,
+)
 
 
 def _own_session(request: HttpRequest, public_id):
@@ -33,16 +44,20 @@ def log_session(request: HttpRequest) -> HttpResponse:
 
     A replay of the same form (double tap, resubmission, retried request)
     finds the session it already made and goes on to the same next page.
+    The POST is the patient's most frequent write: the service reads the
+    active program and updates the day's rollup in the INSERT itself.
     """
     patient = request.patient
     if request.method == "POST":
-        form = SessionLogForm(request.POST)
-        if form.is_valid():
+        values = session_log_values(request.POST)
+        if values is None:  # not plainly valid: the form decides and explains
+            form = SessionLogForm(request.POST)
+            if form.is_valid():
+                values = form.cleaned_data["idempotency_key"], form.cleaned_data["source"]
+        if values is not None:
+            key, source = values
             session, _created = services.session_log(
-                patient=patient,
-                idempotency_key=form.cleaned_data["idempotency_key"],
-                assignment=patient_current_assignment(patient),
-                source=form.cleaned_data.get("source") or SessionSource.APP,
+                patient=patient, idempotency_key=key, source=source or SessionSource.APP
             )
             return redirect("patients:log_pain", public_id=session.public_id)
     else:
@@ -99,10 +114,8 @@ def session_result(request: HttpRequest, public_id) -> HttpResponse:
     report = getattr(session, "pain", None)
     if report is None:
         return redirect("patients:log_pain", public_id=session.public_id)
-    feedback = services.PainFeedback(
-        report, services.reps_on(patient=request.patient, local_date=session.local_date)
-    )
-    done = sessions_logged_count(patient=request.patient, local_date=session.local_date)
+    done, reps = sessions_and_reps(patient=request.patient, local_date=session.local_date)
+    feedback = services.PainFeedback(report, reps)
     return render_page(
         request,
         "symptoms/session_result.html",

@@ -28,7 +28,7 @@ from django.contrib.auth import SESSION_KEY
 from django.core import mail
 from django.db import transaction
 from django.urls import reverse
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from patients import services as patient_services
@@ -465,6 +465,7 @@ def test_malformed_email_asks_again_and_sends_nothing(client, on_program, email)
 
 @FAST
 @given(username=JUNK, password=JUNK)
+@example(username="pat\x00@patients.test", password="\x00")
 def test_wrong_passwords_sign_no_one_in(client, on_program, username, password):
     """Only the throttle's failure count and the audit trail's failure row may change."""
     with rolled_back():

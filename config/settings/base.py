@@ -112,7 +112,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_PREPARED_STATEMENTS", True
+):
+    # Parameters bound by the server, and a statement PostgreSQL has seen
+    # twice on a connection is kept parsed and planned (psycopg's prepared
+    # statements). The few queries every patient request makes then cost the
+    # database about half. Turn off behind a PgBouncer in transaction mode.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=2
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL is the production database; SQLite (make run, tests) builds the
+# same indexes without their INCLUDE columns, which is fine there.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
@@ -177,6 +190,8 @@ REMINDER_MAX_LATENESS_MINUTES = int(env("REMINDER_MAX_LATENESS_MINUTES", "60"))
 REMINDER_SENDING_TIMEOUT = int(env("REMINDER_SENDING_TIMEOUT", "600"))  # seconds
 # Hard time limit of one send attempt; must stay below REMINDER_SENDING_TIMEOUT.
 REMINDER_SEND_TIME_LIMIT = int(env("REMINDER_SEND_TIME_LIMIT", "120"))  # seconds
+# Reminders claimed and sent together: one claim, one task, one SMTP connection.
+REMINDER_SEND_BATCH_SIZE = int(env("REMINDER_SEND_BATCH_SIZE", "200"))
 REMINDER_MAX_SEND_ATTEMPTS = int(env("REMINDER_MAX_SEND_ATTEMPTS", "5"))
 REMINDER_RETRY_BACKOFF_SECONDS = int(env("REMINDER_RETRY_BACKOFF_SECONDS", "30"))
 REMINDER_RETRY_BACKOFF_MAX_SECONDS = int(env("REMINDER_RETRY_BACKOFF_MAX_SECONDS", "300"))
@@ -261,6 +276,32 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Back Exercise Coach <no-reply@lo
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 REMINDER_REPLY_TO = os.environ.get("REMINDER_REPLY_TO", "")
 
+# The cache: Redis when REDIS_URL is set (production, CI), otherwise memory in
+# the process (`make run`, a single process). Short timeouts and one retry:
+# when Redis is down a page falls back to the database at once instead of
+# waiting on it (accounts.sessions).
+if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    CACHES = {
+        "default": {
+            "BACKEND": "accounts.cache.RedisCache",
+            "LOCATION": env("CACHE_URL", REDIS_URL),
+            "KEY_PREFIX": "hep",
+            "OPTIONS": {
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "retry": Retry(NoBackoff(), 1),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Sessions live in the database and are read through the cache
+# (accounts/sessions.py: falls back to the database, signs out fail-closed).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 # Renewed on use (accounts.middleware.SessionRenewalMiddleware, at most once a
 # day), so a patient who uses the app is not signed out between reminders; 30

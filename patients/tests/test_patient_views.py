@@ -190,13 +190,15 @@ def test_today_makes_a_fixed_number_of_queries(
 ):
     url = reverse("patients:today")
     patient_client.get(url)  # warm the session
-    # session, user with its patient profile, assignment+template, exercises,
-    # sessions logged today. (The session is renewed at most once a day.)
-    with django_assert_num_queries(5):
+    # The user with its patient profile, then the assignment with its template
+    # and today's session count. The session comes from the cache, the
+    # phase's exercises from the process's cache (programs.selectors); the
+    # session is renewed at most once a day.
+    with django_assert_num_queries(2):
         patient_client.get(url)
     _history(assigned_patient, 30)
     make_session(assigned_patient, score=5)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(2):
         assert "Session 2 of 6 today" in patient_client.get(url).content.decode()
 
 
@@ -212,6 +214,7 @@ def test_logging_makes_a_fixed_number_of_queries(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    assert post().status_code == 302  # warm: the phase's exercises are cached from now on
     with CaptureQueriesContext(connection) as few:
         assert post().status_code == 302
     _history(assigned_patient, 30)
@@ -508,3 +511,33 @@ def test_progress_makes_a_fixed_number_of_queries(
         make_session(assigned_patient, score=3, location="back_centre")
     with django_assert_num_queries(len(few)):
         assert patient_client.get(url).status_code == 200
+
+
+def test_today_warns_when_the_day_adds_up_to_more_than_100_repetitions(
+    patient_client, assigned_patient
+):
+    from programs.models import PrescribedExercise
+
+    url = reverse("patients:today")
+    warning = "more than 100 repetitions a day"
+    assert warning not in patient_client.get(url).content.decode()
+    assignment = assigned_patient.assignments.get(status="active")
+    item = PrescribedExercise.objects.filter(
+        template_phase__template=assignment.template,
+        template_phase__phase=assignment.current_phase,
+    ).first()
+    item.reps, item.sets = 20, 1  # 20 a session, 6 sessions: 120 a day
+    item.save()
+    assert warning in patient_client.get(url).content.decode()
+
+
+def test_today_buttons_follow_the_sessions_logged(patient_client, assigned_patient):
+    url = reverse("patients:today")
+    assert "Start session 1" in patient_client.get(url).content.decode()
+    make_session(assigned_patient, score=3)
+    page = patient_client.get(url).content.decode()
+    assert "Start session 2" in page and "Start session 1" not in page
+    for _ in range(5):
+        make_session(assigned_patient, score=3)
+    page = patient_client.get(url).content.decode()
+    assert "Do an extra session" in page and "Start session" not in page

@@ -128,9 +128,27 @@ class SinkHandler:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.responses: list[str] = []  # answers to the next DATA commands, e.g. "451 ..."
+        self.refuse: dict[str, str] = {}  # recipient -> answer to its RCPT, e.g. "550 ..."
         self.hold = threading.Event()  # while set, DATA waits before answering
         self.holding = threading.Event()  # set once a DATA is being held
+        self.held = 0  # DATA commands that waited on `hold`
+        self.dropped = 0  # of those, how many lost their client while waiting
         self.data_started = 0
+        self.sessions = 0  # EHLO/HELO greetings: one per client connection
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.lock:
+            self.sessions += 1
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            answer = self.refuse.get(address)
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -138,11 +156,19 @@ class SinkHandler:
             response = self.responses.pop(0) if self.responses else None
         if response:
             return response
-        while self.hold.is_set():
-            self.holding.set()
-            # Cancelled here if the client's connection drops (worker killed):
-            # then nothing is recorded, as a real server would not deliver it.
-            await asyncio.sleep(0.05)
+        if self.hold.is_set():
+            with self.lock:
+                self.held += 1
+        try:
+            while self.hold.is_set():
+                self.holding.set()
+                # Cancelled here if the client's connection drops (worker killed):
+                # then nothing is recorded, as a real server would not deliver it.
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            with self.lock:
+                self.dropped += 1
+            raise
         raw = envelope.original_content or envelope.content
         message = message_from_bytes(raw, policy=policy.default)
         with self.lock:
@@ -167,7 +193,11 @@ class SmtpSink:
         with self.handler.lock:
             self.handler.received.clear()
             self.handler.responses.clear()
+            self.handler.refuse.clear()
             self.handler.data_started = 0
+            self.handler.sessions = 0
+            self.handler.held = 0
+            self.handler.dropped = 0
         self.handler.hold.clear()
         self.handler.holding.clear()
 

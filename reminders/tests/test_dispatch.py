@@ -70,11 +70,17 @@ def slot(patient, number, day=dt.date(2026, 6, 10)):
 
 
 class Recorder:
-    def __init__(self):
-        self.calls: list[tuple[int, uuid.UUID]] = []
+    """An enqueue callable: remembers each batch (slot ids, claim token) it was given."""
 
-    def __call__(self, slot_id, token):
-        self.calls.append((slot_id, token))
+    def __init__(self):
+        self.calls: list[tuple[list[int], uuid.UUID]] = []
+
+    def __call__(self, slot_ids, token):
+        self.calls.append((list(slot_ids), token))
+
+    @property
+    def slot_ids(self) -> list[int]:
+        return [slot_id for slot_ids, _token in self.calls for slot_id in slot_ids]
 
 
 # --- claiming and dispatch ------------------------------------------------------------
@@ -100,7 +106,9 @@ def test_dispatch_claims_only_due_slots_and_queues_each_once(planned, clock):
     queue = Recorder()
     result = services.reminder_dispatch_due(enqueue=queue)
     due = [slot(planned, n).pk for n in (1, 2, 3)]
-    assert [slot_id for slot_id, _token in queue.calls] == due
+    assert queue.slot_ids == due
+    assert len(queue.calls) == 1  # one batch, one claim token
+    assert {slot(planned, n).claim_token for n in (1, 2, 3)} == {queue.calls[0][1]}
     assert result.claimed == due
     assert {slot(planned, n).status for n in (1, 2, 3)} == {"sending"}
     assert {slot(planned, n).status for n in (4, 5, 6)} == {"planned"}
@@ -113,7 +121,7 @@ def test_dispatch_claims_only_due_slots_and_queues_each_once(planned, clock):
 def test_dispatch_releases_a_claim_it_could_not_queue(planned, clock):
     clock(SLOT_1_DUE)
 
-    def broker_down(slot_id, token):
+    def broker_down(slot_ids, token):
         raise ConnectionError("broker unreachable")
 
     result = services.reminder_dispatch_due(enqueue=broker_down)
@@ -122,7 +130,7 @@ def test_dispatch_releases_a_claim_it_could_not_queue(planned, clock):
     # The next sweep, with the broker back, claims it.
     queue = Recorder()
     services.reminder_dispatch_due(enqueue=queue)
-    assert [slot_id for slot_id, _ in queue.calls] == [slot(planned, 1).pk]
+    assert queue.slot_ids == [slot(planned, 1).pk]
 
 
 # --- sending and the skip reasons ------------------------------------------------------
@@ -469,17 +477,15 @@ def test_the_duplicate_window_repeats_the_same_message_id(
     clock(SLOT_1_DUE)
     row = slot(planned, 1)
     token = services.reminder_claim(slot_id=row.pk)
-    real_finish = services._finish
+    real_mark_sent = services._mark_sent
 
-    def die_before_marking_sent(slot_id, claim_token, **changes):
-        if changes.get("status") == "sent":
-            raise SystemExit("worker killed")
-        return real_finish(slot_id, claim_token, **changes)
+    def die_before_marking_sent(marker, slot_id, message_id):
+        raise SystemExit("worker killed")
 
-    monkeypatch.setattr(services, "_finish", die_before_marking_sent)
+    monkeypatch.setattr(services, "_mark_sent", die_before_marking_sent)
     with pytest.raises(SystemExit):
         services.reminder_send(slot_id=row.pk, claim_token=token)
-    monkeypatch.setattr(services, "_finish", real_finish)
+    monkeypatch.setattr(services, "_mark_sent", real_mark_sent)
     assert slot(planned, 1).status == "sending"
     clock(SLOT_1_DUE + dt.timedelta(minutes=11))
     tasks.recover_stuck_sending.delay()

@@ -103,8 +103,9 @@ def assert_each_delivered_once(live, rows) -> None:
     assert set(ids) == {message_id(row) for row in rows}
 
 
-def enqueue_to_broker(slot_id, token) -> None:
-    tasks.send_reminder.apply_async(args=[slot_id, str(token)])
+def enqueue_to_broker(slot_ids, token) -> None:
+    """What the dispatch task does with each claimed batch."""
+    tasks.send_reminders.apply_async(args=[list(slot_ids), str(token)])
 
 
 def test_beat_and_worker_deliver_exactly_the_due_reminders_once_each(live, patient_with_due_slots):
@@ -144,7 +145,7 @@ def test_the_unsubscribe_post_stops_further_emails(live, patient_with_due_slots)
     live.worker()
     # The first reminder goes out.
     token = services.reminder_claim(slot_id=first.pk)
-    enqueue_to_broker(first.pk, token)
+    enqueue_to_broker([first.pk], token)
     wait_for(all_settled([first]), timeout=30, what=f"first reminder\n{live.logs()}")
     assert len(live.sink.received) == 1
     # A second one is claimed (its task not yet run) when the patient clicks.
@@ -162,7 +163,7 @@ def test_the_unsubscribe_post_stops_further_emails(live, patient_with_due_slots)
     assert patient.reminders_enabled is False
 
     # The in-flight task runs now and skips; the sweeps find nothing to send.
-    enqueue_to_broker(in_flight.pk, in_flight_token)
+    enqueue_to_broker([in_flight.pk], in_flight_token)
     wait_for(all_settled([in_flight], "skipped"), timeout=30, what="in-flight skip")
     assert ReminderSlot.objects.get(pk=in_flight.pk).skip_reason == "unsubscribed"
     tasks.dispatch_due_reminders.apply_async()
@@ -213,6 +214,14 @@ def test_kill_9_the_worker_mid_send_then_a_new_worker_delivers_each_once(
     wait_for(sink.holding.is_set, timeout=30, what=f"a send in progress\n{live.logs()}")
     time.sleep(0.5)  # let the second pool process reach the server too
     first.kill9()  # main process and pool children, mid-conversation with SMTP
+    # Release the held DATA only once the server has seen every held client
+    # go: released earlier, it would answer 250 to a connection whose EOF it
+    # has not read yet (the one duplicate window, tested elsewhere).
+    wait_for(
+        lambda: sink.dropped == sink.held,
+        timeout=10,
+        what=f"the server sees the drop\n{live.logs()}",
+    )
     sink.hold.clear()
     time.sleep(0.5)
     assert live.sink.received == []  # the server never said 250 to the killed worker
@@ -251,7 +260,8 @@ def test_redis_restart_without_persistence_loses_nothing(live, patient_with_due_
     # No worker yet: the send tasks sit in Redis when it goes down.
     result = services.reminder_dispatch_due(enqueue=enqueue_to_broker)
     assert len(result.claimed) == 3
-    assert live.redis.client().llen("celery") == 3
+    assert result.batches == 1  # one send task for the three
+    assert live.redis.client().llen("celery") == 1
     live.redis.restart()
     assert live.redis.client().llen("celery") == 0  # the queued tasks are gone
     assert set(statuses(due)) == {"sending"}
@@ -295,12 +305,13 @@ def test_two_dispatchers_at_once_claim_each_slot_once(live, patient_with_due_slo
         try:
             barrier.wait(timeout=10)
 
-            def enqueue(slot_id, token):
-                claimed[index].append(slot_id)
-                enqueue_to_broker(slot_id, token)
+            def enqueue(slot_ids, token):
+                claimed[index].extend(slot_ids)
+                enqueue_to_broker(slot_ids, token)
                 time.sleep(0.01)  # widen the race: the other one keeps sweeping
 
-            services.reminder_dispatch_due(enqueue=enqueue)
+            # Small batches, so the two sweeps interleave over the 18 slots.
+            services.reminder_dispatch_due(enqueue=enqueue, batch_size=2)
         except BaseException as error:
             errors.append(error)
         finally:

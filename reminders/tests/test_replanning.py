@@ -397,3 +397,53 @@ def test_plan_all_heals_a_missed_replan(midday_patient):
     result = reminder_plan_all()
     assert result.cancelled == 4 + 6
     assert live(midday_patient, TOMORROW) == []
+
+
+# --- how new rows are written ------------------------------------------------------------
+
+
+def test_new_rows_have_what_the_model_defaults_give(make_patient_on_program):
+    with time_machine.travel(EARLY, tick=False):
+        patient = make_patient_on_program(sessions_per_day=6)
+        reminder_plan_patient(patient=patient)
+    rows = list(ReminderSlot.objects.filter(patient=patient))
+    assert len(rows) == 12
+    assert len({row.public_id for row in rows}) == 12
+    for row in rows:
+        assert (row.status, row.skip_reason, row.failure_reason, row.message_id) == (
+            "planned",
+            "",
+            "",
+            "",
+        )
+        assert (row.attempts, row.claim_token, row.claimed_at, row.sent_at) == (0, None, None, None)
+        assert row.created_at == row.updated_at == EARLY
+        assert row.assignment_id == patient.assignments.get().pk
+        assert row.timezone == patient.timezone
+
+
+def test_inserting_a_slot_that_is_already_there_keeps_the_first(make_patient_on_program):
+    """The patient lock keeps planners apart; should a row be there anyway, it wins."""
+    from reminders.services import _insert_planned
+
+    with time_machine.travel(EARLY, tick=False):
+        patient = make_patient_on_program(sessions_per_day=6)
+        reminder_plan_patient(patient=patient)
+    first = ReminderSlot.objects.get(patient=patient, local_date=TODAY, slot_number=1)
+    row = (
+        patient.pk,
+        first.assignment_id,
+        TODAY,
+        1,
+        6,
+        first.local_time,
+        patient.timezone,
+        first.due_at,
+    )
+    other = (patient.pk, first.assignment_id, TODAY + dt.timedelta(days=2), 1, 6,
+             first.local_time, patient.timezone, first.due_at + dt.timedelta(days=2))  # fmt: skip
+    _insert_planned([row, other], now=NOON)
+    assert ReminderSlot.objects.get(patient=patient, local_date=TODAY, slot_number=1) == first
+    assert ReminderSlot.objects.filter(
+        patient=patient, local_date=TODAY + dt.timedelta(days=2)
+    ).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import uuid
 
 import pytest
@@ -197,7 +198,7 @@ def test_the_review_row_says_what_a_therapist_needs(client, therapist, mine):
     client.force_login(therapist)
     response = client.get(REVIEW)
     body = response.content.decode()
-    row = response.context["rows"][0]
+    row = response.review_rows[0]
     # Program since 5 days ago: day 6 of acute, 3-5 days typical.
     assert "Acute, day 6 of 3-5: review the phase" in body
     # Rows are 6/6 for 7 days (one day 9 logged: 3 extra); older days before the program
@@ -215,7 +216,7 @@ def test_filters_at_risk_and_alerts_and_phase(client, clinic_admin, mine, theirs
     client.force_login(clinic_admin)
 
     def names(**query):
-        return [row.patient.user.full_name for row in client.get(REVIEW, query).context["rows"]]
+        return [row.patient.name for row in client.get(REVIEW, query).review_rows]
 
     assert names(at_risk="on") == ["Tom Theirs"]  # 2 of 6 a day
     assert names(alerts="on") == ["Tom Theirs"]
@@ -233,10 +234,10 @@ def test_sorting_by_adherence_uses_the_same_figures_as_the_rows(
         put_on_program(patient, therapist, extension_template)
         history(patient, {d: per_day for d in range(1, 41)})
     client.force_login(clinic_admin)
-    rows = client.get(REVIEW, {"sort": "adherence7"}).context["rows"]
+    rows = client.get(REVIEW, {"sort": "adherence7"}).review_rows
     percents = [row.week.percent for row in rows]
     assert percents == sorted(percents) == [0, 16, 50, 83, 100]
-    rows = client.get(REVIEW, {"sort": "adherence30", "desc": "on"}).context["rows"]
+    rows = client.get(REVIEW, {"sort": "adherence30", "desc": "on"}).review_rows
     assert [row.month.percent for row in rows] == [100, 83, 50, 16, 0]
     for sort in ("phase", "day", "last_session", "alerts", "therapist", "name"):
         assert client.get(REVIEW, {"sort": sort, "desc": "on"}).status_code == 200
@@ -250,7 +251,7 @@ def test_windows_follow_each_patients_own_date(client, therapist, extension_temp
         patient=far, local_date=TODAY, phase="acute", prescribed=6, done=6
     )  # 20 March: yesterday there, so inside its 7-day window
     client.force_login(therapist)
-    row = client.get(REVIEW, {"sort": "adherence7"}).context["rows"][0]
+    row = client.get(REVIEW, {"sort": "adherence7"}).review_rows[0]
     assert row.today == TODAY + dt.timedelta(days=1)
     assert (row.week.done, row.week.prescribed) == (6, 6)
 
@@ -271,9 +272,9 @@ def test_pages_of_50(client, therapist, extension_template):
         PatientFactory(therapist=therapist, user__full_name=f"Patient {index:02d}")
     client.force_login(therapist)
     first = client.get(REVIEW)
-    assert len(first.context["rows"]) == 50 and "Page 1 of 2" in first.content.decode()
+    assert len(first.review_rows) == 50 and "Page 1 of 2" in first.content.decode()
     second = client.get(REVIEW, {"page": 2})
-    assert [r.patient.user.full_name for r in second.context["rows"]][-1] == "Patient 54"
+    assert [r.patient.name for r in second.review_rows][-1] == "Patient 54"
 
 
 def test_the_review_page_is_audited_with_the_patients_shown(client, therapist, mine):
@@ -317,15 +318,41 @@ def test_the_review_page_makes_the_same_queries_for_5_or_25_patients(
     client.get(REVIEW, query)
     with CaptureQueriesContext(connection) as few:
         response = client.get(REVIEW, query)
-    shown_few = len(response.context["rows"])
+    shown_few = len(response.review_rows)
     many_patients(40, therapist, other_therapist, extension_template)
     with CaptureQueriesContext(connection) as more:
         response = client.get(REVIEW, query)
-    shown_more = len(response.context["rows"])
+    shown_more = len(response.review_rows)
     assert shown_more > shown_few >= 1
     if who == "therapist" and not query:
         assert (shown_few, shown_more) == (5, 25)
     assert len(more) == len(few), [q["sql"][:120] for q in more.captured_queries]
+
+
+@pytest.mark.parametrize(
+    ("who", "query", "most"),
+    [
+        # Signed-in user, their groups; the page of patients (with their open alerts),
+        # their rollup figures; the audit row.
+        ("therapist", {}, 5),
+        # ... and the therapist filter's list.
+        ("clinic_admin", {}, 6),
+        # ... and the time zones in scope (adherence windows sit on each patient's date);
+        # the count comes with the page.
+        ("clinic_admin", {"sort": "adherence7", "at_risk": "on"}, 7),
+        ("therapist", {"sort": "adherence30", "desc": "on", "alerts": "on"}, 6),
+    ],
+)
+def test_the_review_page_makes_at_most_these_queries(
+    client, request, who, query, most, therapist, other_therapist, extension_template
+):
+    many_patients(12, therapist, other_therapist, extension_template)
+    client.force_login(request.getfixturevalue(who))
+    client.get(REVIEW, query)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(REVIEW, query)
+    assert len(response.review_rows) >= 3
+    assert len(queries) <= most, [q["sql"][:100] for q in queries.captured_queries]
 
 
 def test_the_patient_page_makes_the_same_queries_whatever_its_history(
@@ -507,3 +534,253 @@ def test_export_streams_in_batches_with_flat_queries(client, clinic_admin, thera
         ("E0", "2026-02-08"),
         ("E0", "2026-02-09"),
     ]
+
+
+def test_the_export_lines_follow_the_adherence_definition(therapist):
+    """The database writes each day's columns (staff_selectors.export_line_sql): its percent
+    and verdict must be adherence.percent and adherence.is_adherent, for every small value."""
+    from symptoms import adherence
+    from symptoms.staff_selectors import export_line_sql
+
+    patient = PatientFactory(therapist=therapist)
+    cases = [(p, d) for p in range(0, 12) for d in range(0, p + 1)]
+    DailyAdherence.objects.bulk_create(
+        DailyAdherence(
+            patient=patient,
+            local_date=START + dt.timedelta(days=index),
+            phase="acute",
+            prescribed=prescribed,
+            done=done,
+            extra=index % 3,
+            reps=10 * done,
+            pain_last=None if index % 4 == 0 else index % 11,
+            pain_max=None if index % 4 == 0 else 10,
+            location="" if index % 5 == 0 else "thigh",
+        )
+        for index, (prescribed, done) in enumerate(cases)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {export_line_sql()} FROM symptoms_dailyadherence r "
+            "WHERE r.patient_id = %s ORDER BY r.local_date",
+            [patient.pk],
+        )
+        lines = [line for (line,) in cursor.fetchall()]
+    assert len(lines) == len(cases)
+    for index, ((prescribed, done), line) in enumerate(zip(cases, lines, strict=True)):
+        percent = adherence.percent(done, prescribed)
+        adherent = adherence.is_adherent(done, prescribed)
+        pain = "" if index % 4 == 0 else str(index % 11)
+        assert line == ",".join(
+            [
+                (START + dt.timedelta(days=index)).isoformat(),
+                "acute",
+                str(prescribed),
+                str(done),
+                str(index % 3),
+                "" if percent is None else str(percent),
+                "" if adherent is None else ("yes" if adherent else "no"),
+                str(10 * done),
+                pain,
+                "" if index % 4 == 0 else "10",
+                "" if index % 5 == 0 else "thigh",
+            ]
+        ), (prescribed, done)
+
+
+# --- The review list's plain SQL and memos ---------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["therapist", "other_therapist", "clinic_admin"])
+def test_the_review_list_has_exactly_the_patients_the_user_may_see(
+    client, request, who, therapist, other_therapist, extension_template
+):
+    """The list's own SQL scope equals patients.selectors.patients_for_staff."""
+    from patients.selectors import patients_for_staff
+    from symptoms import staff_selectors
+
+    many_patients(6, therapist, other_therapist, extension_template)
+    PatientFactory(therapist=other_therapist, user__full_name="Never on a program")
+    user = request.getfixturevalue(who)
+    for filters in (
+        staff_selectors.ReviewFilters(),
+        staff_selectors.ReviewFilters(therapist=other_therapist.pk),
+        staff_selectors.ReviewFilters(sort="adherence30", descending=True),
+    ):
+        query = staff_selectors.review_query(user, filters)
+        shown = {patient.pk for patient in query.page(100, 0)}
+        allowed = set(patients_for_staff(user).values_list("pk", flat=True))
+        if filters.therapist and who == "clinic_admin":
+            allowed = set(
+                patients_for_staff(user)
+                .filter(therapist=other_therapist)
+                .values_list("pk", flat=True)
+            )
+        assert shown == allowed
+        assert query.count() == len(allowed)
+
+
+def test_patients_on_different_local_dates_share_a_page(client, therapist, extension_template):
+    """At 20 March 12:00 UTC it is 21 March in Kiritimati and 20 March in Honolulu:
+    each row's windows sit on its own date (one statement per date, joined)."""
+    far = PatientFactory(
+        therapist=therapist, timezone="Pacific/Kiritimati", user__full_name="A Kiritimati"
+    )
+    near = PatientFactory(
+        therapist=therapist, timezone="Pacific/Honolulu", user__full_name="B Honolulu"
+    )
+    for patient in (far, near):
+        put_on_program(patient, therapist, extension_template)
+    DailyAdherence.objects.bulk_create(
+        [
+            # 20 March: yesterday in Kiritimati (counted), today in Honolulu (not counted).
+            DailyAdherence(patient=far, local_date=TODAY, phase="acute", prescribed=6, done=6),
+            DailyAdherence(patient=near, local_date=TODAY, phase="acute", prescribed=6, done=2),
+            DailyAdherence(
+                patient=near,
+                local_date=TODAY - dt.timedelta(days=1),
+                phase="acute",
+                prescribed=6,
+                done=3,
+                pain_last=7,
+                location="thigh",
+            ),
+        ]
+    )
+    client.force_login(therapist)
+    rows = client.get(REVIEW).review_rows
+    assert [row.patient.name for row in rows] == ["A Kiritimati", "B Honolulu"]
+    far_row, near_row = rows
+    assert far_row.today == TODAY + dt.timedelta(days=1)
+    assert (far_row.week.done, far_row.week.prescribed, far_row.today_done) == (6, 6, 0)
+    assert near_row.today == TODAY
+    assert (near_row.week.done, near_row.week.prescribed) == (3, 6)
+    assert (near_row.today_done, near_row.today_prescribed) == (2, 6)
+    assert near_row.spark[-2:] == [(TODAY - dt.timedelta(days=1), 7), (TODAY, None)]
+    assert (near_row.location, near_row.location_on) == ("thigh", TODAY - dt.timedelta(days=1))
+    # Sorting and filtering by adherence place each window on its patient's date too.
+    rows = client.get(REVIEW, {"sort": "adherence7"}).review_rows
+    assert [row.patient.name for row in rows] == ["B Honolulu", "A Kiritimati"]  # 50%, 100%
+    rows = client.get(REVIEW, {"at_risk": "on"}).review_rows
+    assert [row.patient.name for row in rows] == ["B Honolulu"]
+
+
+def test_the_sparkline_days_keep_every_score_and_location(client, therapist, extension_template):
+    """Scores 0 and 10, days without a report, "none" and the furthest location all
+    survive the database's packing (staff_selectors.PainDays)."""
+    patient = PatientFactory(therapist=therapist, user__full_name="Sam Spark")
+    put_on_program(patient, therapist, extension_template)
+    days = {
+        13: (0, "none"),
+        12: (10, "below_knee"),
+        9: (None, "buttock"),
+        5: (3, ""),
+        1: (4, "thigh"),
+    }
+    DailyAdherence.objects.bulk_create(
+        DailyAdherence(
+            patient=patient,
+            local_date=TODAY - dt.timedelta(days=ago),
+            phase="acute",
+            prescribed=6,
+            done=1,
+            pain_last=score,
+            location=where,
+        )
+        for ago, (score, where) in days.items()
+    )
+    # Older than the 14 days: not on the sparkline, not the latest location.
+    DailyAdherence.objects.create(
+        patient=patient,
+        local_date=TODAY - dt.timedelta(days=14),
+        phase="acute",
+        prescribed=6,
+        done=1,
+        pain_last=9,
+        location="below_knee",
+    )
+    client.force_login(therapist)
+    row = client.get(REVIEW).review_rows[0]
+    expected = {TODAY - dt.timedelta(days=ago): score for ago, (score, _) in days.items()}
+    assert row.spark == [
+        (TODAY - dt.timedelta(days=ago), expected.get(TODAY - dt.timedelta(days=ago)))
+        for ago in range(13, -1, -1)
+    ]
+    assert (row.location, row.location_on) == ("thigh", TODAY - dt.timedelta(days=1))
+    assert row.trend == "peripheralising"  # "none" 13 days ago, the thigh yesterday
+
+
+def test_a_row_changes_as_soon_as_its_data_does(client, therapist, mine):
+    """The rendered rows are memoised on everything they show: any change shows at once."""
+    client.force_login(therapist)
+    first = client.get(REVIEW).content.decode()
+    assert "Mia Mine" in first and "none in 14 days" in first
+    DailyAdherence.objects.filter(patient=mine, local_date=TODAY - dt.timedelta(days=1)).update(
+        pain_last=5, location="buttock", done=0
+    )
+    mine.user.full_name = "Mia Renamed"
+    mine.user.save()
+    alert = services.alert_raise(
+        patient=mine, kind="high_pain", severity="routine", period_key="z", message="m"
+    )
+    second = client.get(REVIEW).content.decode()
+    assert "Mia Renamed" in second and "Mia Mine" not in second
+    assert "Pain 5/10 on 19 Mar." in second and "Buttock" in second
+    assert "85% (36 of 42)" in second  # rounded down
+    assert f'id="alert-{alert.pk}"' in second
+    services.alert_acknowledge(alert=alert, user=therapist)
+    assert f'id="alert-{alert.pk}"' not in client.get(REVIEW).content.decode()
+
+
+def test_each_request_gets_its_own_csrf_token_in_the_memoised_rows(client, therapist, mine):
+    services.alert_raise(
+        patient=mine, kind="high_pain", severity="routine", period_key="c", message="m"
+    )
+    client.force_login(therapist)
+    first = client.get(REVIEW, {"q": "mia"})
+    other = type(client)()
+    other.force_login(therapist)
+    second = other.get(REVIEW, {"q": "mia"})
+    tokens = [
+        set(re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', r.content.decode()))
+        for r in (first, second)
+    ]
+    assert all(len(found) == 1 for found in tokens)  # one token a page, in every form
+    assert tokens[0] != tokens[1]
+    for response in (first, second):
+        assert 'name="next" value="/staff/?q=mia"' in response.content.decode()
+    assert "\x00" not in first.content.decode()
+
+
+def test_search_treats_like_wildcards_as_text(client, therapist, extension_template):
+    for name in ("Ann 100% Fit", "Bob Plain", "Cy_Under"):
+        PatientFactory(therapist=therapist, user__full_name=name)
+    client.force_login(therapist)
+
+    def names(q):
+        return [row.patient.name for row in client.get(REVIEW, {"q": q}).review_rows]
+
+    assert names("100%") == ["Ann 100% Fit"]
+    assert names("%") == ["Ann 100% Fit"]
+    assert names("_") == ["Cy_Under"]
+    assert names("bob") == ["Bob Plain"]
+
+
+def test_the_page_chrome_is_the_staff_base_template(client, therapist, mine):
+    """The review page's chrome is rendered once per language (markers for what varies):
+    it must say what base.html says, with this user's name and token."""
+    client.force_login(therapist)
+    review = client.get(REVIEW).content.decode()
+    export = client.get(reverse("staff:export")).content.decode()
+
+    def chrome(body):
+        head = body[: body.index('<main id="main"')]
+        head = re.sub(r"<title>.*?</title>", "", head, flags=re.S)
+        head = re.sub(r'"X-CSRFToken": "[^"]+"', "", head)
+        head = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", head)
+        return head.replace(' aria-current="page"', "")
+
+    assert chrome(review) == chrome(export)
+    assert "Tess Therapist" in review and 'href="/staff/" aria-current="page"' in review
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', review).group(1)
+    assert f'name="csrfmiddlewaretoken" value="{token}"' in review

@@ -1,0 +1,93 @@
+"""The hand-written reads (accounts/rawsql.py) give exactly what the ORM gives.
+
+Run on SQLite and on PostgreSQL (CI runs both), so the database converters
+(UUIDs, times, dates, booleans, time zones) are checked on each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+
+from accounts.backends import EmailBackend, load_user_with_patient
+from patients import services as patient_services
+from patients.models import Assignment
+from patients.selectors import patient_current_assignment
+from symptoms import services as symptom_services
+
+pytestmark = pytest.mark.django_db
+
+
+def field_values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.fields}
+
+
+def same_values(ours, theirs) -> None:
+    assert type(ours) is type(theirs)
+    mine, orm = field_values(ours), field_values(theirs)
+    assert mine == orm
+    for name, value in mine.items():  # equal and of the same type: a UUID, not its text
+        assert type(value) is type(orm[name]), name
+
+
+def test_a_patient_is_loaded_with_their_profile_in_one_query(patient, django_assert_num_queries):
+    orm = get_user_model().objects.select_related("patient").get(pk=patient.user.pk)
+    with django_assert_num_queries(1):
+        user = load_user_with_patient(patient.user.pk)
+        profile = user.patient
+        assert profile.user is user
+    same_values(user, orm)
+    same_values(profile, orm.patient)
+
+
+def test_staff_have_no_profile_and_asking_makes_no_query(therapist, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        user = load_user_with_patient(therapist.pk)
+        assert not hasattr(user, "patient")
+    same_values(user, get_user_model().objects.get(pk=therapist.pk))
+
+
+@pytest.mark.parametrize("user_id", [987654, "987654", "not-a-number", None, ""])
+def test_unknown_or_malformed_ids_are_nobody(db, user_id):
+    assert EmailBackend().get_user(user_id) is None
+
+
+def test_an_inactive_user_is_nobody(patient):
+    patient.user.is_active = False
+    patient.user.save()
+    assert EmailBackend().get_user(patient.user.pk) is None
+
+
+def test_the_assignment_with_todays_count_matches_the_orm(
+    patient, therapist, extension_template, django_assert_num_queries
+):
+    assert patient_current_assignment(patient, sessions_on=dt.date.today()) is None
+    patient_services.assignment_create(
+        patient=patient, template=extension_template, assigned_by=therapist, sessions_per_day=6
+    )
+    orm = Assignment.objects.filter(patient=patient, status="active").select_related("template")
+    for _ in range(2):
+        symptom_services.session_log(
+            patient=patient,
+            idempotency_key=uuid.uuid4(),
+            assignment=orm.get(),
+        )
+    day = symptom_services._local_now(patient)[1]
+    with django_assert_num_queries(1):
+        ours = patient_current_assignment(patient, sessions_on=day)
+        assert ours.template.name == extension_template.name
+        assert ours.patient is patient
+    theirs = orm.annotate(
+        sessions_done=Count("patient__sessions", filter=Q(patient__sessions__local_date=day))
+    ).get()
+    same_values(ours, theirs)
+    same_values(ours.template, theirs.template)
+    assert ours.sessions_done == theirs.sessions_done == 2
+    assert (
+        patient_current_assignment(patient, sessions_on=day - dt.timedelta(days=1)).sessions_done
+        == 0
+    )
