@@ -81,11 +81,13 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Caches kept per process are keyed by row ids, which tests reuse."""
+    from patients import skeletons
     from patients.templatetags import memo
     from programs.selectors import template_phase_exercises_forget
 
     template_phase_exercises_forget()
     memo.forget()
+    skeletons.forget()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from patients import services
 from patients.forms_patient import PasswordSignInForm, PatientSettingsForm, SignInLinkForm
 from patients.models import Patient
 from patients.selectors import patient_current_assignment, patient_for_user
+from patients.skeletons import page_template_name, render_with_holes
 from programs.phases import Phase
 from programs.selectors import template_phase_exercises
 from reminders.selectors import reminder_times_for_day
@@ -64,15 +65,8 @@ def patient_required(view: Callable) -> Callable:
 def render_page(
     request: HttpRequest, template: str, context: dict | None = None, status: int = 200
 ) -> HttpResponse:
-    """The full page, or only its ``main`` partial for an htmx request.
-
-    A history-restore request (htmx missed its cache on Back) gets the full
-    page, because htmx swaps it in as the whole body.
-    """
-    htmx = getattr(request, "htmx", None)
-    fragment = bool(htmx) and not htmx.history_restore_request
-    name = f"{template}#main" if fragment else template
-    response = render(request, name, context or {}, status=status)
+    """The full page, or only its ``main`` partial for an htmx request."""
+    response = render(request, page_template_name(request, template), context or {}, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -201,7 +195,12 @@ def _today_context(patient: Patient) -> dict:
     """Everything the Today page shows: a fixed number of queries."""
     today = services.patient_local_today(patient)
     assignment = patient_current_assignment(patient, sessions_on=today)
-    context: dict = {"patient": patient, "assignment": assignment, "today": today}
+    context: dict = {
+        "patient": patient,
+        "first_name": patient.user.get_short_name(),
+        "assignment": assignment,
+        "today": today,
+    }
     if assignment is None:
         return context
     exercises = template_phase_exercises(assignment.template, assignment.current_phase)
@@ -224,7 +223,32 @@ def _today_context(patient: Patient) -> dict:
 @require_GET
 @patient_required
 def today(request: HttpRequest) -> HttpResponse:
-    return render_page(request, "patients/today.html", _today_context(request.patient))
+    """The page patients open most: drawn from a kept skeleton (patients/skeletons.py)."""
+    patient = request.patient
+    context = _today_context(patient)
+    assignment = context["assignment"]
+    holes = {"first_name": context["first_name"]}
+    if assignment is None:
+        key: tuple = (None,)
+    else:
+        holes.update(
+            phase_day=context["phase_day"],
+            sessions_done=context["sessions_done"],
+            next_session=context["next_session"],
+        )
+        template = assignment.template
+        key = (
+            template.pk,
+            template.revision,
+            template.name,
+            assignment.current_phase,
+            context["sessions_prescribed"],
+            context["all_done"],
+            context["too_many_reps"],
+        )
+    response = render_with_holes(request, "patients/today.html", context, key=key, holes=holes)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_GET
