@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -125,3 +126,26 @@ class SignInFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} from {self.ip} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Session(AbstractBaseSession):
+    """A browser's session, with the user it signs in (accounts/sessions.py).
+
+    Django's own session table cannot say whose a session is without
+    decoding it. With the user beside the data, one query reads the session,
+    the user and their patient profile on every signed-in request, and an
+    account's sessions can be found (and ended) by user.
+    """
+
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, null=True, blank=True, related_name="sessions"
+    )
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "accounts_session"
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore

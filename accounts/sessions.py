@@ -1,81 +1,116 @@
-"""Sessions in the database, read through the cache (Redis in production).
+"""Sessions in the database, read together with the user they sign in.
 
-Every signed-in page reads the session; from Redis that costs a fraction of
-a database query. The database stays the source of truth: Django's
-``cached_db`` store writes both, and reads the database when the cache does
-not have the session.
+Every signed-in request needs two things: the session, and the user row it
+points to (Django checks the account is active and the password hash behind
+the session on every request, so a session never outlives a deactivated
+account or a password change). Read separately that is two round trips,
+plus a third to a cache if sessions are cached. Here the session table
+(``accounts.Session``) keeps the user's id beside the session data, and one
+query reads the session, the user and their patient profile:
 
-Django's store trusts the cache a little too much for health data, so this
-one differs in two ways:
+- ``SessionStore.load()`` runs that query, decodes the session and keeps
+  the user it found for this request only (a context variable, reset when
+  each request starts);
+- ``accounts.backends.EmailBackend.get_user()``, which Django calls with the
+  user id from the session, takes that user instead of querying again, but
+  only when the ids match. Django then checks the active flag and the
+  session hash on it exactly as on a user it had read itself.
 
-- The cache being down never breaks a page. A failed read falls back to the
-  database, a failed write is logged (the next read refills the cache).
-- Signing out fails closed. If the cached copy of a signed-in session
-  cannot be deleted, the sign-out raises instead of leaving a copy that
-  would still sign the browser in once the cache is back. Signing in with
-  the cache down works: the anonymous session it replaces may stay cached,
-  which gives nobody anything.
-
-Who is signed in is still checked against the database on every request (the
-user row, its active flag and its password hash), so a cached session never
-outlives a deactivated account or a password change.
+No cache sits in front: the database is the only copy, so signing out
+deletes the one row that signs a browser in, and Redis being down changes
+nothing for sessions.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
+from contextvars import ContextVar
 
-from django.contrib.sessions.backends import cached_db
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends import db
+from django.core.exceptions import ValidationError
+from django.core.signals import request_started
+from django.db import connection
+from django.utils import timezone
 
-logger = logging.getLogger("django.contrib.sessions")
+from accounts import rawsql
+
+# The user the current request's session signs in, as read with the session.
+_loaded_user: ContextVar[object | None] = ContextVar("accounts_session_user", default=None)
 
 
-class SessionStore(cached_db.SessionStore):
+def take_loaded_user(user_id):
+    """The user read with this request's session, if it is ``user_id``; once."""
+    user = _loaded_user.get()
+    if user is None:
+        return None
+    _loaded_user.set(None)
+    try:
+        same = type(user)._meta.pk.to_python(user_id) == user.pk
+    except ValidationError:
+        return None
+    return user if same else None
+
+
+def _forget_loaded_user(**kwargs) -> None:
+    _loaded_user.set(None)
+
+
+request_started.connect(_forget_loaded_user, dispatch_uid="accounts_sessions_forget_user")
+
+
+class SessionStore(db.SessionStore):
+    @classmethod
+    def get_model_class(cls):
+        from accounts.models import Session
+
+        return Session
+
     def load(self):
-        try:
-            data = self._cache.get(self.cache_key)
-        except Exception:
-            logger.warning("Session cache unavailable; reading the session from the database")
-            return self._load_from_db(fill_cache=False)
-        if data is not None:
-            return data
-        return self._load_from_db(fill_cache=True)
-
-    def _load_from_db(self, *, fill_cache: bool) -> dict:
-        stored = self._get_session_from_db()
-        if not stored:
+        _loaded_user.set(None)
+        if self.session_key is None:  # no cookie, or not a well-formed key: nothing to read
             return {}
-        data = self.decode(stored.session_data)
-        if fill_cache:
-            try:
-                self._cache.set(
-                    self.cache_key, data, self.get_expiry_age(expiry=stored.expire_date)
-                )
-            except Exception:
-                logger.warning("Session cache unavailable; the session was not cached")
+        sql, start = _session_query()
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        row = rawsql.fetch_one(sql, [self.session_key, now])
+        if row is None:
+            self._session_key = None
+            return {}
+        from accounts.backends import user_from_row
+
+        data = self.decode(row[0])
+        _loaded_user.set(user_from_row(row, start))
         return data
 
-    def cycle_key(self):
-        signed_in = bool(self._session.get("_auth_user_id"))
-        key = self.session_key
-        data = self._session
-        self.create()
-        self._session_cache = data
-        if key:
-            self._delete(key, fail_closed=signed_in)
+    def create_model_instance(self, data):
+        session = super().create_model_instance(data)
+        session.user_id = _user_pk(data.get(SESSION_KEY))
+        return session
 
-    def delete(self, session_key=None):
-        self._delete(session_key, fail_closed=True)
 
-    def _delete(self, session_key, *, fail_closed: bool) -> None:
-        try:
-            super().delete(session_key)
-        except Exception:
-            if fail_closed:
-                raise
-            logger.warning("Session cache unavailable; an anonymous session stays cached")
+def _user_pk(value):
+    if value is None:
+        return None
+    from django.contrib.auth import get_user_model
 
-    def exists(self, session_key):
-        # Used when creating a key: the database alone decides (a key that
-        # is only in the cache is one the database lost, never a free one).
-        return bool(session_key) and super(cached_db.SessionStore, self).exists(session_key)
+    try:
+        return get_user_model()._meta.pk.to_python(value)
+    except ValidationError:
+        return None
+
+
+@functools.cache
+def _session_query() -> tuple[str, int]:
+    """(SQL, where the user's columns start in the row)."""
+    from accounts.backends import user_columns
+    from accounts.models import Session
+
+    users, patients = user_columns()
+    sql = (
+        f"SELECT s.session_data, {users.sql}, {patients.sql} "  # noqa: S608 (names from model metadata; values are parameters)
+        f"FROM {rawsql.table(Session)} s "
+        f"LEFT JOIN {rawsql.table(users.model)} u ON u.id = s.user_id "
+        f"LEFT JOIN {rawsql.table(patients.model)} p ON p.user_id = u.id "
+        "WHERE s.session_key = %s AND s.expire_date > %s"
+    )
+    return sql, 1

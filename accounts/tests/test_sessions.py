@@ -1,120 +1,133 @@
-"""Sessions read through a real Redis, in the database underneath (accounts/sessions.py).
-
-Each test starts its own redis-server (reminders/tests/live.py), so stopping
-it disturbs nobody. The cache is pointed at it for the test only.
-"""
+"""Sessions in the database, read in one query with their user (accounts/sessions.py)."""
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 from importlib import import_module
 
 import pytest
-import redis
 from django.conf import settings
-from django.contrib.sessions.models import Session
+from django.core.signals import request_started
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from django.utils import timezone
 
-from reminders.tests.live import RedisServer
+from accounts import sessions
+from accounts.backends import EmailBackend
+from accounts.models import Session
+from reminders.tests.live import free_port
+from tests.factories import PASSWORD
 
-pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def redis_cache(tmp_path):
-    """The production cache settings, pointed at a redis-server of the test's own."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    cache = {
-        "default": {
-            "BACKEND": "accounts.cache.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "hep",
-            "OPTIONS": {
-                "socket_connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "retry": Retry(NoBackoff(), 1),
-            },
-        }
-    }
-    with override_settings(CACHES=cache):  # Django resets its cache handlers for this
-        yield server
-    server.stop()
+SETTINGS_PAGE = reverse("patients:settings")
 
 
-def session_reads(captured) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if "django_session" in q["sql"]]
+def store_class():
+    return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-def test_a_signed_in_page_reads_the_session_from_redis_not_the_database(
-    client, patient, redis_cache
-):
+def signed_in_store(user):
+    store = store_class()()
+    store["_auth_user_id"] = str(user.pk)
+    store.save()
+    return store_class()(store.session_key)
+
+
+def test_a_signed_in_page_reads_session_user_and_profile_in_one_query(client, patient):
+    client.force_login(patient.user)
+    client.get(SETTINGS_PAGE)  # the daily renewal, if due, happens here
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(SETTINGS_PAGE).status_code == 200
+    reads = [q["sql"] for q in captured.captured_queries if "accounts_user" in q["sql"]]
+    assert len(reads) == 1
+    assert "accounts_session" in reads[0] and "patients_patient" in reads[0]
+
+
+def test_each_session_row_names_its_user(client, patient):
     client.force_login(patient.user)
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    assert [name.decode() for name in redis_cache.client().keys(f"*{key}")] == [
-        f"hep:1:django.contrib.sessions.cached_db{key}"
-    ]
-    client.get(reverse("patients:settings"))  # the daily renewal, if due, happens here
-    with CaptureQueriesContext(connection) as captured:
-        assert client.get(reverse("patients:settings")).status_code == 200
-    assert session_reads(captured) == []
+    assert Session.objects.get(session_key=key).user_id == patient.user.pk
+    anonymous = store_class()()
+    anonymous["seen"] = True
+    anonymous.save()
+    assert Session.objects.get(session_key=anonymous.session_key).user_id is None
 
 
-def test_with_redis_down_pages_read_the_session_from_the_database_at_once(
-    client, patient, redis_cache
-):
-    client.force_login(patient.user)
-    redis_cache.stop()
-    started = time.monotonic()
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(reverse("patients:settings"))
-    assert response.status_code == 200
-    assert "My settings" in response.content.decode()
-    assert session_reads(captured), "the session must come from the database"
-    assert time.monotonic() - started < 5  # no waiting on the dead server
+def test_with_redis_unreachable_patients_sign_in_and_use_pages(client, patient):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    cache = {"default": {"BACKEND": "accounts.cache.RedisCache", "LOCATION": dead}}
+    with override_settings(CACHES=cache):
+        response = client.post(
+            reverse("patients:signin_password"),
+            {"username": patient.user.email, "password": PASSWORD},
+        )
+        assert response.status_code == 302
+        assert client.get(SETTINGS_PAGE).status_code == 200
 
 
-def test_with_redis_down_a_patient_can_still_sign_in(client, patient, redis_cache):
-    redis_cache.stop()
-    client.force_login(patient.user)
-    assert client.get(reverse("patients:settings")).status_code == 200
-
-
-def test_signing_out_removes_the_cached_copy(client, patient, redis_cache):
+def test_signing_out_deletes_the_session_and_a_replayed_cookie_is_refused(client, patient):
     client.force_login(patient.user)
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    assert store(key).load()  # cached and in the database
+    assert store_class()(key).load()
     client.post(reverse("patients:signout"))
     assert not Session.objects.filter(session_key=key).exists()
-    assert store(key).load() == {}
+    assert store_class()(key).load() == {}
     client.cookies[settings.SESSION_COOKIE_NAME] = key  # a copied cookie, replayed
-    page = client.get(reverse("patients:settings"))
-    assert page.status_code == 302
+    assert client.get(SETTINGS_PAGE).status_code == 302
 
 
-def test_signing_out_with_redis_down_fails_instead_of_leaving_a_cached_copy(patient, redis_cache):
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    store["_auth_user_id"] = str(patient.user.pk)
-    store.save()
-    redis_cache.stop()
-    with pytest.raises(redis.ConnectionError):
-        store.flush()
-
-
-def test_after_a_redis_restart_the_same_client_reconnects_and_refills_the_cache(
-    client, patient, redis_cache
-):
+def test_a_deactivated_account_is_signed_out_on_its_next_request(client, patient):
     client.force_login(patient.user)
-    key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    assert client.get(reverse("patients:settings")).status_code == 200
-    redis_cache.restart()  # empty now: no persistence
-    assert client.get(reverse("patients:settings")).status_code == 200
-    assert redis_cache.client().exists(f"hep:1:django.contrib.sessions.cached_db{key}")
+    assert client.get(SETTINGS_PAGE).status_code == 200
+    type(patient.user).objects.filter(pk=patient.user.pk).update(is_active=False)
+    assert client.get(SETTINGS_PAGE).status_code == 302
+
+
+def test_a_password_change_signs_out_the_other_sessions(client, patient):
+    client.force_login(patient.user)
+    assert client.get(SETTINGS_PAGE).status_code == 200
+    user = type(patient.user).objects.get(pk=patient.user.pk)
+    user.set_password("a-new-long-passphrase-42")
+    user.save()
+    assert client.get(SETTINGS_PAGE).status_code == 302
+
+
+def test_an_expired_session_reads_as_empty_and_signs_nobody_in(patient):
+    store = signed_in_store(patient.user)
+    Session.objects.filter(pk=store.session_key).update(
+        expire_date=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert store.load() == {}
+    assert sessions.take_loaded_user(patient.user.pk) is None
+
+
+def test_the_user_read_with_a_session_is_only_given_for_its_own_id(patient, other_patient):
+    store = signed_in_store(patient.user)
+    assert store.load()["_auth_user_id"] == str(patient.user.pk)
+    assert sessions.take_loaded_user(other_patient.user.pk) is None
+    # And the backend then reads the other user itself.
     with CaptureQueriesContext(connection) as captured:
-        assert client.get(reverse("patients:settings")).status_code == 200
-    assert session_reads(captured) == []
+        assert EmailBackend().get_user(other_patient.user.pk) == other_patient.user
+    assert len(captured) == 1
+
+
+def test_the_user_read_with_a_session_is_given_once_and_not_to_the_next_request(patient):
+    store = signed_in_store(patient.user)
+    store.load()
+    with CaptureQueriesContext(connection) as captured:
+        user = EmailBackend().get_user(str(patient.user.pk))
+    assert user == patient.user and user.patient == patient
+    assert len(captured) == 0  # read with the session
+    assert sessions.take_loaded_user(patient.user.pk) is None  # taken already
+    store_class()(store.session_key).load()
+    request_started.send(sender=None)  # a new request begins
+    assert sessions.take_loaded_user(patient.user.pk) is None
+
+
+def test_a_session_without_a_cookie_reads_nothing(patient):
+    with CaptureQueriesContext(connection) as captured:
+        assert store_class()().load() == {}
+        assert store_class()("short").load() == {}  # not a well-formed key
+    assert len(captured) == 0

@@ -277,9 +277,9 @@ SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 REMINDER_REPLY_TO = os.environ.get("REMINDER_REPLY_TO", "")
 
 # The cache: Redis when REDIS_URL is set (production, CI), otherwise memory in
-# the process (`make run`, a single process). Short timeouts and one retry:
-# when Redis is down a page falls back to the database at once instead of
-# waiting on it (accounts.sessions).
+# the process (`make run`, a single process). Short timeouts and one retry, so
+# nothing ever waits long on it. No page request reads it today: sessions are
+# read from the database with their user (accounts/sessions.py).
 if REDIS_URL:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -299,8 +299,8 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Sessions live in the database and are read through the cache
-# (accounts/sessions.py: falls back to the database, signs out fail-closed).
+# Sessions live in the database (accounts.Session) and are read in one query
+# with the user they sign in (accounts/sessions.py).
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 # Renewed on use (accounts.middleware.SessionRenewalMiddleware, at most once a
