@@ -70,16 +70,15 @@ class SessionStore(db.SessionStore):
         _loaded_user.set(None)
         if self.session_key is None:  # no cookie, or not a well-formed key: nothing to read
             return {}
-        sql, start = _session_query()
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        row = rawsql.fetch_one(sql, [self.session_key, now])
+        row = rawsql.fetch_one(_session_query(), [self.session_key, now])
         if row is None:
             self._session_key = None
             return {}
         from accounts.backends import user_from_row
 
         data = self.decode(row[0])
-        _loaded_user.set(user_from_row(row, start))
+        _loaded_user.set(user_from_row(row, 1))  # after session_data
         return data
 
     def create_model_instance(self, data):
@@ -100,17 +99,16 @@ def _user_pk(value):
 
 
 @functools.cache
-def _session_query() -> tuple[str, int]:
-    """(SQL, where the user's columns start in the row)."""
+def _session_query() -> str:
+    """session_data, then the user's and the patient's columns."""
     from accounts.backends import user_columns
     from accounts.models import Session
 
     users, patients = user_columns()
-    sql = (
+    return (
         f"SELECT s.session_data, {users.sql}, {patients.sql} "  # noqa: S608 (names from model metadata; values are parameters)
         f"FROM {rawsql.table(Session)} s "
         f"LEFT JOIN {rawsql.table(users.model)} u ON u.id = s.user_id "
         f"LEFT JOIN {rawsql.table(patients.model)} p ON p.user_id = u.id "
         "WHERE s.session_key = %s AND s.expire_date > %s"
     )
-    return sql, 1

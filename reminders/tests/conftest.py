@@ -7,6 +7,7 @@ import itertools
 import os
 
 import pytest
+import time_machine
 
 from patients import services as patient_services
 from tests.factories import PatientFactory
@@ -215,3 +216,29 @@ def live(transactional_db, redis_server, smtp_sink, settings, tmp_path):
         smtp_sink.reset()
         _reset_broker_pools(app)
         app.conf.update(saved)
+
+
+@pytest.fixture
+def eager_retries_run(monkeypatch):
+    """Let eager Celery run a task's retries instead of raising Retry at the caller.
+
+    (With task_eager_propagates, eager mode raises Retry out of apply(); a real
+    worker queues the retry instead, which is what this imitates.)
+    """
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)
+
+
+@pytest.fixture
+def clock():
+    travellers = []
+
+    def at(when: dt.datetime):
+        traveller = time_machine.travel(when, tick=False)
+        traveller.start()
+        travellers.append(traveller)
+
+    yield at
+    for traveller in reversed(travellers):
+        traveller.stop()

@@ -26,34 +26,12 @@ from reminders.selectors import phase_exercise_lines, reminder_batch_slots
 from reminders.tests.conftest import utc
 from symptoms import services as symptom_services
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_retries_run")]
 
 EARLY = utc(2026, 6, 10, 5, 0)  # 06:00 in London (BST)
 SLOT_1_DUE = utc(2026, 6, 10, 7, 10)  # 08:10 London: session 1 of 6
 SENDING_AT = SLOT_1_DUE + dt.timedelta(seconds=20)
 DAY = dt.date(2026, 6, 10)
-
-
-@pytest.fixture(autouse=True)
-def eager_retries_run(monkeypatch):
-    """Eager Celery runs a task's retries inline (see test_dispatch.py)."""
-    from config.celery import app
-
-    monkeypatch.setitem(app.conf, "task_eager_propagates", False)
-
-
-@pytest.fixture
-def clock():
-    travellers = []
-
-    def at(when: dt.datetime):
-        traveller = time_machine.travel(when, tick=False)
-        traveller.start()
-        travellers.append(traveller)
-
-    yield at
-    for traveller in reversed(travellers):
-        traveller.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from reminders.models import ReminderSlot
 from reminders.tests.conftest import utc
 from symptoms import services as symptom_services
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_retries_run")]
 
 EARLY = utc(2026, 6, 10, 5, 0)  # 06:00 in London (BST)
 SLOT_1_DUE = utc(2026, 6, 10, 7, 10)  # 08:10 London
@@ -29,32 +29,6 @@ def planned(make_patient_on_program):
         patient = make_patient_on_program(sessions_per_day=6, full_name="Pat Patient")
         services.reminder_plan_patient(patient=patient)
     return patient
-
-
-@pytest.fixture(autouse=True)
-def eager_retries_run(monkeypatch):
-    """Let eager Celery run a task's retries instead of raising Retry at the caller.
-
-    (With task_eager_propagates, eager mode raises Retry out of apply(); a real
-    worker queues the retry instead, which is what this imitates.)
-    """
-    from config.celery import app
-
-    monkeypatch.setitem(app.conf, "task_eager_propagates", False)
-
-
-@pytest.fixture
-def clock():
-    travellers = []
-
-    def at(when: dt.datetime):
-        traveller = time_machine.travel(when, tick=False)
-        traveller.start()
-        travellers.append(traveller)
-
-    yield at
-    for traveller in reversed(travellers):
-        traveller.stop()
 
 
 def slot(patient, number, day=dt.date(2026, 6, 10)):

@@ -31,19 +31,10 @@ from symptoms.models import DailyAdherence, PainReport, SessionLog
 MAX_LOG_QUERIES = 6
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
+# Every rollup column the services write, except the write time itself.
 ROLLUP_FIELDS = [
     "local_date",
-    "phase",
-    "prescribed",
-    "done",
-    "extra",
-    "reps",
-    "pain_first",
-    "pain_last",
-    "pain_min",
-    "pain_max",
-    "location",
-    "last_session_at",
+    *(field for field in services.ROLLUP_FIELDS if field != "updated_at"),
 ]
 
 
