@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Field, Model
 
 
@@ -83,3 +83,32 @@ def fetch_one(sql: str, params) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+def fetch_one_first(sql: str, params) -> tuple | None:
+    """``fetch_one`` for a read that opens a request: it is its own health check.
+
+    With ``CONN_HEALTH_CHECKS`` Django pings a kept connection (``SELECT 1``)
+    before the first query of each request, so that a connection the server
+    dropped (a restart, an idle timeout) is replaced instead of failing the
+    request. For a read, which can simply be run again, the ping is one round
+    trip too many: the read goes first, and only if the connection turns out
+    to be dead is it closed and the read run once more on a new one. Any
+    other error is raised as it is. Inside a transaction, or when the check
+    was already done this request, this is plain ``fetch_one``.
+    """
+    if (
+        connection.connection is None
+        or not connection.health_check_enabled
+        or connection.health_check_done
+        or connection.in_atomic_block
+    ):
+        return fetch_one(sql, params)
+    connection.health_check_done = True
+    try:
+        return fetch_one(sql, params)
+    except (OperationalError, InterfaceError):
+        if connection.is_usable():
+            raise  # the connection is fine: a real error of this read
+        connection.close()
+    return fetch_one(sql, params)  # on a new connection

@@ -71,7 +71,9 @@ class SessionStore(db.SessionStore):
         if self.session_key is None:  # no cookie, or not a well-formed key: nothing to read
             return {}
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        row = rawsql.fetch_one(_session_query(), [self.session_key, now])
+        # The first query of a signed-in request: it doubles as the check that
+        # the kept database connection still works (see fetch_one_first).
+        row = rawsql.fetch_one_first(_session_query(), [self.session_key, now])
         if row is None:
             self._session_key = None
             return {}

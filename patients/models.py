@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from patients.zones import zone_named
 from programs.models import ProgramTemplate
 from programs.phases import Phase, sessions_per_day_condition
 
@@ -113,7 +114,7 @@ class Patient(models.Model):
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
+        return zone_named(self.timezone)
 
 
 class AssignmentStatus(models.TextChoices):

@@ -43,6 +43,8 @@ import zoneinfo
 from dataclasses import dataclass
 from fractions import Fraction
 
+from patients.zones import zone_named
+
 UTC = dt.UTC
 ROUND_TO_MINUTES = 5
 MIN_GAP_FOR_ROUNDING = 2 * ROUND_TO_MINUTES
@@ -64,17 +66,6 @@ def _minute_of_day(value: dt.time) -> int:
 
 def _round_half_up(value: Fraction, step: int) -> int:
     return int((value + Fraction(step, 2)) // step) * step
-
-
-@functools.cache
-def zone_named(name: str) -> zoneinfo.ZoneInfo:
-    """``ZoneInfo(name)``, kept for the life of the process.
-
-    zoneinfo's own cache holds only the 8 most recent zones strongly; a
-    planner going through patients in more zones than that would re-read
-    the zone files from disk for nearly every patient.
-    """
-    return zoneinfo.ZoneInfo(name)
 
 
 def wall_minutes(*, wake: dt.time, sleep: dt.time, count: int) -> list[int]:

@@ -59,10 +59,11 @@ from django.utils import timezone
 
 from patients.models import Assignment, Patient
 from patients.services import patient_update
+from patients.zones import zone_named
 from reminders import selectors as reminder_selectors
 from reminders.emails import SIMPLE_ADDRESS, ReminderComposer, ReminderParts
 from reminders.models import ReminderSlot, SkipReason, SlotStatus
-from reminders.planning import PlannedSlot, plan_day, zone_named
+from reminders.planning import PlannedSlot, plan_day
 from symptoms.selectors import sessions_logged_count
 
 try:
