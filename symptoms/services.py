@@ -138,27 +138,45 @@ _SESSION_INSERT_SQL = """
 """
 
 # One more session on the day: logged = done + extra + 1, done = min(logged,
-# prescribed), extra = the rest (symptoms.adherence.split_sessions).
+# prescribed), extra = the rest (symptoms.adherence.split_sessions), on the
+# row ``r``. {reps}, {at}: the session's reps and time, as the statement
+# using this names them.
+_ROLLUP_ONE_MORE_SQL = """
+        done = CASE WHEN r.done + r.extra < r.prescribed THEN r.done + r.extra + 1
+                    ELSE r.prescribed END,
+        extra = CASE WHEN r.done + r.extra < r.prescribed THEN 0
+                     ELSE r.done + r.extra + 1 - r.prescribed END,
+        reps = r.reps + {reps},
+        last_session_at = CASE WHEN r.last_session_at IS NULL OR r.last_session_at < {at}
+                               THEN {at} ELSE r.last_session_at END,
+        updated_at = {at}
+"""
+
+# The day's row gets one more session; a new row (the day's first session)
+# takes the day's prescription. {when} limits it to the days the statement
+# has not already brought up to date.
 _ROLLUP_ADD_SESSION_SQL = """
-    INSERT INTO {rollup} (patient_id, local_date, phase, prescribed, done, extra, reps,
-                          location, last_session_at, updated_at)
+    INSERT INTO {rollup} AS r (patient_id, local_date, phase, prescribed, done, extra, reps,
+                               location, last_session_at, updated_at)
     SELECT %(patient)s, %(local_date)s, COALESCE(p.phase, ''), COALESCE(p.sessions, 0),
            CASE WHEN COALESCE(p.sessions, 0) > 0 THEN 1 ELSE 0 END,
            CASE WHEN COALESCE(p.sessions, 0) > 0 THEN 0 ELSE 1 END,
            s.reps_done, '', %(now)s, %(now)s
     FROM {source} s LEFT JOIN ({prescription}) p ON TRUE
-    WHERE TRUE
-    ON CONFLICT (patient_id, local_date) DO UPDATE SET
-        done = CASE WHEN {rollup}.done + {rollup}.extra < {rollup}.prescribed
-                    THEN {rollup}.done + {rollup}.extra + 1 ELSE {rollup}.prescribed END,
-        extra = CASE WHEN {rollup}.done + {rollup}.extra < {rollup}.prescribed
-                     THEN 0 ELSE {rollup}.done + {rollup}.extra + 1 - {rollup}.prescribed END,
-        reps = {rollup}.reps + excluded.reps,
-        last_session_at = CASE
-            WHEN {rollup}.last_session_at IS NULL
-                 OR {rollup}.last_session_at < excluded.last_session_at
-            THEN excluded.last_session_at ELSE {rollup}.last_session_at END,
-        updated_at = excluded.updated_at
+    WHERE {when}
+    ON CONFLICT (patient_id, local_date) DO UPDATE SET {one_more}
+"""
+
+# On PostgreSQL the row that is already there (every session of the day but
+# the first) is updated directly: cheaper than the INSERT's conflict path,
+# and the phase history is then not read at all. Only when there is no row
+# yet does the INSERT run; if another log made the row meanwhile, its
+# ON CONFLICT adds to that row as before.
+_ROLLUP_UPDATE_SQL = """
+    UPDATE {rollup} r SET {one_more}
+    FROM logged s
+    WHERE r.patient_id = %(patient)s AND r.local_date = %(local_date)s
+    RETURNING 1
 """
 
 
@@ -166,7 +184,7 @@ _ROLLUP_ADD_SESSION_SQL = """
 # A replay gets the row it already made from the same statement, when that
 # row was committed before the statement began (nearly always).
 _SESSION_LOG_PG_SQL = """
-    WITH logged AS ({session}), rolled AS ({rollup})
+    WITH logged AS ({session}), bumped AS ({bump}), rolled AS ({rollup})
     SELECT created, {logged_columns} FROM logged
     UNION ALL
     SELECT FALSE, {found_columns} FROM {session_table} s
@@ -193,7 +211,7 @@ def _session_log_sql(vendor: str, program: str) -> _SessionLogSQL:
     tables = _tables()
     quote = connection.ops.quote_name
     fields = SessionLog._meta.concrete_fields
-    returning = ", ".join(f"{tables['session']}.{quote(field.column)}" for field in fields)
+    returning = ", ".join(quote(field.column) for field in fields)  # the INSERT's own row
     session = _SESSION_INSERT_SQL.format(
         program=_PROGRAM_JOINS[program], returning=returning, **tables
     )
@@ -202,20 +220,43 @@ def _session_log_sql(vendor: str, program: str) -> _SessionLogSQL:
     find = _SESSION_FIND_SQL.format(found_columns=found.sql, session_table=tables["session"])
     if vendor == "postgresql":
         rollup = _ROLLUP_ADD_SESSION_SQL.format(
-            source="logged", prescription=prescription, **tables
+            source="logged",
+            prescription=prescription,
+            when="NOT EXISTS (SELECT 1 FROM bumped)",
+            one_more=_one_more("excluded.reps", "excluded.last_session_at"),
+            **tables,
         )
+        bump = _ROLLUP_UPDATE_SQL.format(one_more=_one_more("s.reps_done", "%(now)s"), **tables)
         log = _SESSION_LOG_PG_SQL.format(
             session=session,
+            bump=bump,
             rollup=rollup,
             logged_columns=rawsql.Columns.of(SessionLog, "logged").sql,
             found_columns=found.sql,
             session_table=tables["session"],
         )
-        return _SessionLogSQL(log=log, rollup=None, find=find, columns=found)
+        return _SessionLogSQL(log=_compact(log), rollup=None, find=find, columns=found)
     rollup = _ROLLUP_ADD_SESSION_SQL.format(
-        source="(SELECT %(reps)s AS reps_done)", prescription=prescription, **tables
+        source="(SELECT %(reps)s AS reps_done)",
+        prescription=prescription,
+        when="TRUE",
+        one_more=_one_more("excluded.reps", "excluded.last_session_at"),
+        **tables,
     )
     return _SessionLogSQL(log=session, rollup=rollup, find=find, columns=found)
+
+
+def _one_more(reps: str, at: str) -> str:
+    return _ROLLUP_ONE_MORE_SQL.format(reps=reps, at=at)
+
+
+def _compact(sql: str) -> str:
+    """One line, single spaces: the statement is sent (and hashed by psycopg
+    to find its parsed form) on every log. psycopg keeps the parsed form only
+    of statements up to ``MAX_CACHED_STATEMENT_LENGTH`` (4 KB) and parses
+    longer ones anew each time (tests/test_rawsql.py checks the size). None
+    of these statements has a string literal with spaces in it."""
+    return " ".join(sql.split())
 
 
 def session_log(

@@ -91,3 +91,27 @@ def test_the_assignment_with_todays_count_matches_the_orm(
         patient_current_assignment(patient, sessions_on=day - dt.timedelta(days=1)).sessions_done
         == 0
     )
+
+
+def test_the_hand_written_statements_stay_short_enough_for_psycopg_to_keep_them_parsed():
+    """psycopg parses a statement's placeholders once and keeps the result only
+    for statements up to MAX_CACHED_STATEMENT_LENGTH bytes; a longer one is
+    parsed again on every execution (about 70 µs each, on every log)."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from accounts.backends import _user_query
+    from accounts.sessions import _session_query
+    from patients.selectors import _assignment_query
+    from symptoms.services import _session_log_sql
+
+    statements = {
+        "session": _session_query(),
+        "user": _user_query(),
+        "today": _assignment_query()[2],
+    }
+    for program in ("current", "given", "none"):
+        sql = _session_log_sql("postgresql", program)
+        statements[f"log ({program})"] = sql.log
+        statements[f"find ({program})"] = sql.find
+    for name, sql in statements.items():
+        assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH, name
