@@ -38,7 +38,11 @@ class SessionLog(models.Model):
     """One exercise session a patient did, on their own local date."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="sessions")
+    # No index of its own: the unique (patient, key) and (patient, day) indexes
+    # both start with it, and each index costs every session logged.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )
     assignment = models.ForeignKey(
         Assignment, on_delete=models.PROTECT, related_name="sessions", null=True, blank=True
     )
@@ -325,7 +329,10 @@ class DailyAdherence(models.Model):
     See ``symptoms.adherence`` for the definition.
     """
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="daily_adherence")
+    # No index of its own: the unique (patient, day) index starts with it.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="daily_adherence", db_index=False
+    )
     local_date = models.DateField()
     phase = models.CharField(max_length=20, choices=Phase.choices, blank=True)
     prescribed = models.PositiveSmallIntegerField(default=0)
