@@ -3,8 +3,16 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _load_library(sender, using="default", **kwargs) -> None:
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
     from programs.services import library_sync
 
+    # Only on a fully migrated database: `migrate <app> <earlier migration>`
+    # leaves tables behind the models, which library_sync writes through.
+    executor = MigrationExecutor(connections[using])
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        return
     library_sync()
 
 

@@ -68,10 +68,12 @@ def _local_now(patient: Patient) -> tuple[dt.datetime, dt.date]:
 #    the reps of one session of that phase) is read inside the same INSERT.
 # 2. The day's rollup row is brought up to date incrementally in the same
 #    statement (a data-modifying CTE on PostgreSQL; a second statement in the
-#    same transaction elsewhere): ``INSERT ... ON CONFLICT (patient,
-#    local_date) DO UPDATE`` adds one session to what the row holds, capping
-#    ``done`` at the row's ``prescribed``. A new row takes the day's
-#    prescription from the phase history, as ``adherence_rebuild`` does.
+#    same transaction elsewhere): one session is added to what the row
+#    holds, capping ``done`` at the row's ``prescribed``. On PostgreSQL an
+#    UPDATE does it when the row is there; otherwise (and elsewhere always)
+#    ``INSERT ... ON CONFLICT (patient, local_date) DO UPDATE``, where a new
+#    row takes the day's prescription from the phase history, as
+#    ``adherence_rebuild`` does.
 #
 # Two logs at once for one patient need no lock: the unique index on the
 # session key lets only one of two equal keys in, and the second upsert of
