@@ -79,6 +79,17 @@ def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def compact(sql: str) -> str:
+    """``sql`` on one line with single spaces, for a long statement sent often.
+
+    psycopg keeps the parsed form of a statement only up to
+    ``MAX_CACHED_STATEMENT_LENGTH`` (4 KB) and parses a longer one anew on every
+    execution (tests/test_rawsql.py checks the size of each statement here).
+    Only for SQL without string literals that hold runs of whitespace.
+    """
+    return " ".join(sql.split())
+
+
 def fetch_one(sql: str, params) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

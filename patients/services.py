@@ -76,8 +76,9 @@ def _announce_schedule_change(patient: Patient) -> None:
     )
 
 
-def patient_local_today(patient: Patient) -> dt.date:
-    return timezone.now().astimezone(patient.tzinfo).date()
+def patient_local_today(patient: Patient, now: dt.datetime | None = None) -> dt.date:
+    """The patient's own calendar date, now (or at ``now``)."""
+    return (now or timezone.now()).astimezone(patient.tzinfo).date()
 
 
 @transaction.atomic

@@ -6,11 +6,11 @@ import datetime as dt
 
 from django.contrib import admin
 from django.forms.models import BaseInlineFormSet
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_mixins import NotFoundOutsideScopeMixin, ReadOnlyAdminMixin
 from audit.admin_mixins import AuditedAdminMixin
+from patients.services import patient_local_today
 from reminders.models import ReminderSlot, SlotStatus
 from reminders.selectors import reminder_slots_for_staff
 
@@ -27,7 +27,7 @@ class _TodayAndTomorrow(BaseInlineFormSet):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
-            today = timezone.now().astimezone(self.instance.tzinfo).date()
+            today = patient_local_today(self.instance)
             self.queryset = (
                 self.queryset.filter(local_date__in=[today, today + dt.timedelta(days=1)])
                 .exclude(status=SlotStatus.CANCELLED)

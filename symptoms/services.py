@@ -12,7 +12,6 @@ import enum
 import functools
 import logging
 import uuid
-import zoneinfo
 from dataclasses import dataclass
 from functools import partial
 
@@ -28,6 +27,8 @@ from django.utils.translation import gettext as _
 from accounts import rawsql
 from accounts.models import User
 from patients.models import Assignment, Patient, PhaseChange
+from patients.services import patient_local_today
+from patients.zones import LocalToday
 from programs.models import PrescribedExercise, TemplatePhase
 from programs.phases import Phase
 from symptoms import adherence, alerts
@@ -220,15 +221,19 @@ def _session_log_sql(vendor: str, program: str) -> _SessionLogSQL:
     prescription = _PRESCRIPTION_SQL.format(**tables)
     found = rawsql.Columns.of(SessionLog, "s")
     find = _SESSION_FIND_SQL.format(found_columns=found.sql, session_table=tables["session"])
+    add_conflicting = _ROLLUP_ONE_MORE_SQL.format(
+        reps="excluded.reps", at="excluded.last_session_at"
+    )
     if vendor == "postgresql":
         rollup = _ROLLUP_ADD_SESSION_SQL.format(
             source="logged",
             prescription=prescription,
             when="NOT EXISTS (SELECT 1 FROM bumped)",
-            one_more=_one_more("excluded.reps", "excluded.last_session_at"),
+            one_more=add_conflicting,
             **tables,
         )
-        bump = _ROLLUP_UPDATE_SQL.format(one_more=_one_more("s.reps_done", "%(now)s"), **tables)
+        add_found = _ROLLUP_ONE_MORE_SQL.format(reps="s.reps_done", at="%(now)s")
+        bump = _ROLLUP_UPDATE_SQL.format(one_more=add_found, **tables)
         log = _SESSION_LOG_PG_SQL.format(
             session=session,
             bump=bump,
@@ -237,28 +242,15 @@ def _session_log_sql(vendor: str, program: str) -> _SessionLogSQL:
             found_columns=found.sql,
             session_table=tables["session"],
         )
-        return _SessionLogSQL(log=_compact(log), rollup=None, find=find, columns=found)
+        return _SessionLogSQL(log=rawsql.compact(log), rollup=None, find=find, columns=found)
     rollup = _ROLLUP_ADD_SESSION_SQL.format(
         source="(SELECT %(reps)s AS reps_done)",
         prescription=prescription,
         when="TRUE",
-        one_more=_one_more("excluded.reps", "excluded.last_session_at"),
+        one_more=add_conflicting,
         **tables,
     )
     return _SessionLogSQL(log=session, rollup=rollup, find=find, columns=found)
-
-
-def _one_more(reps: str, at: str) -> str:
-    return _ROLLUP_ONE_MORE_SQL.format(reps=reps, at=at)
-
-
-def _compact(sql: str) -> str:
-    """One line, single spaces: the statement is sent (and hashed by psycopg
-    to find its parsed form) on every log. psycopg keeps the parsed form only
-    of statements up to ``MAX_CACHED_STATEMENT_LENGTH`` (4 KB) and parses
-    longer ones anew each time (tests/test_rawsql.py checks the size). None
-    of these statements has a string literal with spaces in it."""
-    return " ".join(sql.split())
 
 
 def session_log(
@@ -1008,7 +1000,7 @@ REBUILD_MAX_DAYS = 400
 def adherence_program_changed(*, patient: Patient) -> int:
     """Re-derive the rollup from the latest program change's date on (the cap may move)."""
     _lock_patient(patient)
-    today = timezone.now().astimezone(patient.tzinfo).date()
+    today = patient_local_today(patient)
     latest = (
         PhaseChange.objects.filter(assignment__patient=patient)
         .order_by("-effective_on")
@@ -1027,7 +1019,7 @@ def adherence_rebuild_patient(
     """Backfill: rebuild the last ``days`` local days of one patient's rollup."""
     with transaction.atomic():
         _lock_patient(patient)
-        today = (now or timezone.now()).astimezone(patient.tzinfo).date()
+        today = patient_local_today(patient, now)
         return adherence_rebuild(
             patient=patient, first=today - dt.timedelta(days=days - 1), last=today
         )
@@ -1065,12 +1057,6 @@ def adherence_recheck_changed(*, now: dt.datetime | None = None) -> int:
 MATERIALISE_DAYS_BACK = 3
 
 
-def _local_today_for(zone: str, now: dt.datetime, cache: dict[str, dt.date]) -> dt.date:
-    if zone not in cache:
-        cache[zone] = now.astimezone(zoneinfo.ZoneInfo(zone)).date()
-    return cache[zone]
-
-
 def adherence_materialise(
     *, now: dt.datetime | None = None, days_back: int = MATERIALISE_DAYS_BACK, batch: int = 2000
 ) -> int:
@@ -1084,7 +1070,7 @@ def adherence_materialise(
     """
     now = now or timezone.now()
     adherence_recheck_changed(now=now)
-    todays: dict[str, dt.date] = {}
+    local_today = LocalToday(now)
     written = 0
     active = (
         Assignment.objects.filter(status=Assignment.Status.ACTIVE)
@@ -1100,7 +1086,7 @@ def adherence_materialise(
         changes = phase_changes_by_patient([patient_id for patient_id, _, _ in chunk])
         rows = []
         for patient_id, zone, started_on in chunk:
-            today = _local_today_for(zone, now, todays)
+            today = local_today(zone)
             first = max(started_on, today - dt.timedelta(days=days_back))
             for day, prescription in adherence.prescriptions_for(
                 changes.get(patient_id, []), first, today
@@ -1128,7 +1114,7 @@ def alerts_evaluate_time_rules(*, now: dt.datetime | None = None, batch: int = 1
     midnight). Reads only the rollup, through index lookups per patient.
     """
     now = now or timezone.now()
-    todays: dict[str, dt.date] = {}
+    local_today = LocalToday(now)
     rollup = DailyAdherence.objects.filter(patient_id=OuterRef("patient_id"))
     on_program = rollup.filter(local_date__gte=OuterRef("started_on"), pain_first__isnull=False)
     active = (
@@ -1170,7 +1156,7 @@ def alerts_evaluate_time_rules(*, now: dt.datetime | None = None, batch: int = 1
                 started_on=assignment.started_on,
                 phase=assignment.current_phase,
                 phase_started_on=assignment.phase_started_on,
-                today=_local_today_for(assignment.patient.timezone, now, todays),
+                today=local_today(assignment.patient.timezone),
                 last_session_on=assignment.last_session_on,
                 first_pain=(assignment.first_pain_on, assignment.first_pain)
                 if assignment.first_pain_on

@@ -32,7 +32,6 @@ import datetime as dt
 import functools
 import json
 import uuid
-import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -40,11 +39,11 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import F
 from django.http import Http404
-from django.utils import timezone
 
 from accounts.models import THERAPISTS_GROUP, User, is_clinic_admin
 from patients.models import Assignment, Patient, PhaseChange
 from patients.selectors import patients_for_staff
+from patients.zones import LocalToday
 from programs.phases import PHASE_ORDER
 from symptoms import adherence
 from symptoms.models import LOCATION_RANK, Alert, DailyAdherence, PainReport, PainTrend
@@ -97,23 +96,6 @@ def therapists_for_filter(user: User) -> list[TherapistChoice]:
             [THERAPISTS_GROUP],
         )
         return [TherapistChoice(*row) for row in cursor.fetchall()]
-
-
-# --- Local dates ------------------------------------------------------------------------
-
-
-class LocalToday:
-    """Each time zone's local date at one instant (cached per zone)."""
-
-    def __init__(self, now: dt.datetime | None = None):
-        self.now = now or timezone.now()
-        self._cache: dict[str, dt.date] = {}
-
-    def __call__(self, zone: str) -> dt.date:
-        day = self._cache.get(zone)
-        if day is None:
-            day = self._cache[zone] = self.now.astimezone(zoneinfo.ZoneInfo(zone)).date()
-        return day
 
 
 # --- Values from plain SQL ----------------------------------------------------------------

@@ -33,6 +33,8 @@ from audit.models import AuditAction
 from audit.services import audit_record
 from patients.models import PhaseChange
 from patients.selectors import patient_active_assignment
+from patients.services import patient_local_today
+from patients.zones import LocalToday
 from programs.phases import Phase
 from symptoms import adherence, charts, services
 from symptoms import staff_render as html
@@ -227,7 +229,7 @@ def review(request: HttpRequest) -> HttpResponse:
         request.GET.urlencode(), therapists, get_language(), reverse("staff:review")
     )
     filters = controls.filters
-    today = selectors.LocalToday()
+    today = LocalToday()
     query = selectors.review_query(user, filters, today)
     page = ReviewPage.of(query, request.GET.get("page"), selectors.PAGE_SIZE)
     rows = selectors.review_rows(page.object_list, today)
@@ -281,7 +283,7 @@ def patient_detail(request: HttpRequest, public_id) -> HttpResponse:
         days = 90
     if days not in DETAIL_RANGES:
         days = 90
-    today = timezone.now().astimezone(patient.tzinfo).date()
+    today = patient_local_today(patient)
     first = today - dt.timedelta(days=days - 1)
     rollup = selectors.patient_rollup(patient, first, today)
     history = selectors.patient_phase_history(patient)

@@ -57,7 +57,9 @@ def test_each_session_row_names_its_user(client, patient):
 
 def test_with_redis_unreachable_patients_sign_in_and_use_pages(client, patient):
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    cache = {"default": {"BACKEND": "accounts.cache.RedisCache", "LOCATION": dead}}
+    cache = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead}
+    }
     with override_settings(CACHES=cache):
         response = client.post(
             reverse("patients:signin_password"),

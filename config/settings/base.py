@@ -276,29 +276,6 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Back Exercise Coach <no-reply@lo
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 REMINDER_REPLY_TO = os.environ.get("REMINDER_REPLY_TO", "")
 
-# The cache: Redis when REDIS_URL is set (production, CI), otherwise memory in
-# the process (`make run`, a single process). Short timeouts and one retry, so
-# nothing ever waits long on it. No page request reads it today: sessions are
-# read from the database with their user (accounts/sessions.py).
-if REDIS_URL:
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    CACHES = {
-        "default": {
-            "BACKEND": "accounts.cache.RedisCache",
-            "LOCATION": env("CACHE_URL", REDIS_URL),
-            "KEY_PREFIX": "hep",
-            "OPTIONS": {
-                "socket_connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "retry": Retry(NoBackoff(), 1),
-            },
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-
 # Sessions live in the database (accounts.Session) and are read in one query
 # with the user they sign in (accounts/sessions.py).
 SESSION_ENGINE = "accounts.sessions"
