@@ -110,8 +110,9 @@ def test_the_hand_written_statements_stay_short_enough_for_psycopg_to_keep_them_
         "today": _assignment_query()[2],
     }
     for program in ("current", "given", "none"):
-        sql = _session_log_sql("postgresql", program)
-        statements[f"log ({program})"] = sql.log
-        statements[f"find ({program})"] = sql.find
+        for async_commit in (False, True):
+            sql = _session_log_sql("postgresql", program, async_commit)
+            statements[f"log ({program}, async commit {async_commit})"] = sql.log
+            statements[f"find ({program})"] = sql.find
     for name, sql in statements.items():
         assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH, name

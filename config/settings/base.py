@@ -123,6 +123,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
         server_side_binding=True, prepare_threshold=2
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# "I did this session" commits without waiting for the disk flush (PostgreSQL
+# asynchronous commit, for that one statement's transaction only; see
+# symptoms.services.session_log). A crash of the database server itself can
+# lose the taps of its last fraction of a second (never corrupt anything);
+# the patient's next write, or anyone's, flushes them. 0 to wait as every
+# other write does.
+SESSION_LOG_ASYNC_COMMIT = env_bool("SESSION_LOG_ASYNC_COMMIT", True)
 # PostgreSQL is the production database; SQLite (make run, tests) builds the
 # same indexes without their INCLUDE columns, which is fine there.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

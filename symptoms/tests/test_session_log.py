@@ -490,3 +490,63 @@ def test_a_pain_report_and_a_log_at_once_neither_deadlock_nor_lose_anything(assi
     row = DailyAdherence.objects.get(patient=assigned_patient)
     assert (row.done, row.reps, row.pain_last, row.location) == (2, 22, 4, "buttock")
     assert_rollup_matches_a_rebuild(assigned_patient)
+
+
+# --- the tap's commit (SESSION_LOG_ASYNC_COMMIT) -------------------------------------------
+
+
+def synchronous_commit_now() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def log_statements(queries) -> list[str]:
+    return [query["sql"] for query in queries if "symptoms_sessionlog" in query["sql"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_tap_on_its_own_commits_without_waiting_for_the_flush_and_only_itself(
+    assigned_patient,
+):
+    with CaptureQueriesContext(connection) as queries:
+        session, created = services.session_log(
+            patient=assigned_patient, idempotency_key=uuid.uuid4()
+        )
+    assert created
+    [statement] = log_statements(queries)
+    assert "set_config('synchronous_commit', 'off', true)" in statement
+    # Local to the statement's own transaction: the connection's next one waits again.
+    assert synchronous_commit_now() == "on"
+    # Committed: another connection sees the session and the day's count.
+    seen = in_thread(
+        lambda: (
+            SessionLog.objects.filter(pk=session.pk).exists(),
+            DailyAdherence.objects.get(patient=assigned_patient).done,
+        )
+    )
+    assert finish(*seen) == (True, 1)
+
+
+@pytest.mark.postgres
+def test_a_tap_inside_a_transaction_leaves_that_transaction_waiting_for_its_flush(
+    assigned_patient,
+):
+    # pytest-django runs this test inside a transaction (atomic), like a caller's block.
+    assert connection.in_atomic_block
+    with CaptureQueriesContext(connection) as queries:
+        services.session_log(patient=assigned_patient, idempotency_key=uuid.uuid4())
+    assert not any("synchronous_commit" in sql for sql in log_statements(queries))
+    assert synchronous_commit_now() == "on"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_async_commit_turned_off_a_tap_waits_for_its_flush(assigned_patient, settings):
+    settings.SESSION_LOG_ASYNC_COMMIT = False
+    with CaptureQueriesContext(connection) as queries:
+        _, created = services.session_log(patient=assigned_patient, idempotency_key=uuid.uuid4())
+    assert created
+    [statement] = log_statements(queries)
+    assert "synchronous_commit" not in statement
