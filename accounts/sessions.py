@@ -107,10 +107,22 @@ def _session_query() -> str:
     from accounts.models import Session
 
     users, patients = user_columns()
+    user_table = rawsql.table(users.model)
+    if connection.vendor == "postgresql":
+        # The user looked up by the session's user_id (LATERAL ... OFFSET 0: a
+        # subquery the planner keeps as written). As a plain join, the plan
+        # PostgreSQL caches for this statement on a clinic-sized users table
+        # was a merge join reading the users' primary key from its start:
+        # every user below this one, on every request.
+        user_join = (
+            f"LEFT JOIN LATERAL (SELECT * FROM {user_table} "  # noqa: S608
+            "WHERE id = s.user_id OFFSET 0) u ON TRUE"
+        )
+    else:
+        user_join = f"LEFT JOIN {user_table} u ON u.id = s.user_id"
     return (
         f"SELECT s.session_data, {users.sql}, {patients.sql} "  # noqa: S608 (names from model metadata; values are parameters)
-        f"FROM {rawsql.table(Session)} s "
-        f"LEFT JOIN {rawsql.table(users.model)} u ON u.id = s.user_id "
+        f"FROM {rawsql.table(Session)} s {user_join} "
         f"LEFT JOIN {rawsql.table(patients.model)} p ON p.user_id = u.id "
         "WHERE s.session_key = %s AND s.expire_date > %s"
     )

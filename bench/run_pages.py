@@ -4,9 +4,10 @@ gunicorn serves bench.settings (production settings on plain http) from the
 bench PostgreSQL database with a Redis broker of its own; wrk, another
 process, drives each page for BENCH_SECONDS (default 20 s) in all, after a
 short warm-up, in interleaved rounds (BENCH_ROUNDS, default 4): every round
-measures each page once, so a slow minute on this shared machine hits a page
-and its baseline alike. A page's ratio is the median over the rounds of its
-throughput divided by the one-query baseline's in the same round; its CPU
+measures each page once, each page between two runs of the one-query
+baseline, so a slow minute on this shared machine hits a page and its
+baseline alike. A page's ratio is the median over the rounds of its
+throughput divided by the mean of the two baseline runs around it; its CPU
 cost (gunicorn's and PostgreSQL's CPU time per request) is the steadier
 figure when the machine is busy. Query counts come from Django's test client
 in this process, for a patient with 10 days of history and one with 90.
@@ -50,6 +51,7 @@ class Page:
     min_bytes: int = 0  # a response smaller than this on average was not the page
 
 
+BASELINE = "one_query"  # what every ratio is taken against
 PAGES = [
     Page("constant", "constant (base)", "/bench/baseline/constant/"),
     Page("one_query", "one-query (base)", "/bench/baseline/one-query/"),
@@ -337,9 +339,10 @@ def measure(
     return result
 
 
-def combine(runs: list[dict], base_runs: list[dict]) -> dict:
+def combine(runs: list[dict], base_rps: list[float]) -> dict:
     """One page's rounds: throughput and CPU over all of them; latency and the ratio
-    to the baseline as the median of the rounds (each ratio within its own round)."""
+    to the baseline as the median of the rounds (each run against the baseline's
+    throughput beside it, ``base_rps``)."""
     requests = sum(run["requests"] for run in runs)
     cpu = sum(run["app_cpu_seconds"] + run["db_cpu_seconds"] for run in runs)
     combined = {
@@ -349,7 +352,7 @@ def combine(runs: list[dict], base_runs: list[dict]) -> dict:
         "p50_us": statistics.median(run["p50_us"] for run in runs),
         "p99_us": statistics.median(run["p99_us"] for run in runs),
         "ratio": statistics.median(
-            run["rps"] / base["rps"] for run, base in zip(runs, base_runs, strict=True)
+            run["rps"] / base for run, base in zip(runs, base_rps, strict=True)
         ),
         "cpu_ms_per_request": 1000 * cpu / requests,
         "app_cpu_ms_per_request": 1000 * sum(r["app_cpu_seconds"] for r in runs) / requests,
@@ -445,25 +448,37 @@ def run(report: lib.Report, workdir: Path) -> dict:
         with lib.step(f"warm-up: wrk {WARMUP_SECONDS} s on each page"):
             for page in PAGES:
                 wrk(port, page, WARMUP_SECONDS, connections, sessions_file)
-        # Interleaved rounds: a slow minute on this shared machine hits every
-        # page and its baseline alike, and the ratio is taken within a round.
+        # Interleaved rounds, and in each round every page between two runs of
+        # the baseline: a slow minute on this shared machine hits a page and
+        # the baseline it is compared with alike.
         runs: dict[str, list[dict]] = {page.key: [] for page in PAGES}
+        beside: dict[str, list[float]] = {page.key: [] for page in PAGES}
+        baseline = next(page for page in PAGES if page.key == BASELINE)
+
+        def run_one(page: Page) -> dict:
+            result = measure(port, page, per_round, connections, sessions_file, gunicorn.popen.pid)
+            runs[page.key].append(result)
+            return result
+
         for number in range(1, rounds + 1):
             with lib.step(f"round {number}/{rounds}: wrk {per_round} s on each page"):
+                before = run_one(baseline)
                 for page in PAGES:
-                    runs[page.key].append(
-                        measure(
-                            port, page, per_round, connections, sessions_file, gunicorn.popen.pid
-                        )
-                    )
+                    if page is baseline:
+                        continue
+                    run_one(page)
+                    after = run_one(baseline)
+                    beside[page.key].append((before["rps"] + after["rps"]) / 2)
+                    before = after
+        beside[BASELINE] = [run["rps"] for run in runs[BASELINE]]
     finally:
         if gunicorn is not None:
             gunicorn.stop()
         redis.stop()
 
-    results = {key: combine(page_runs, runs["one_query"]) for key, page_runs in runs.items()}
-    base = results["one_query"]
-    base_rounds = [run["rps"] for run in runs["one_query"]]
+    results = {key: combine(page_runs, beside[key]) for key, page_runs in runs.items()}
+    base = results[BASELINE]
+    base_rounds = [run["rps"] for run in runs[BASELINE]]
     spread = (max(base_rounds) - min(base_rounds)) / statistics.median(base_rounds)
 
     report.line(
@@ -474,8 +489,9 @@ def run(report: lib.Report, workdir: Path) -> dict:
         report.line(line(page.label, results[page.key], base, queries_text(counts, page.key)))
     control = counts["transaction_statements"]
     report.line(
-        f"{'':<18} one-query baseline by round: "
-        f"{', '.join(f'{rps:.0f}' for rps in base_rounds)} req/s (spread {100 * spread:.0f}%)"
+        f"{'':<18} one-query baseline, {len(base_rounds)} runs (one before and after each "
+        f"page): {', '.join(f'{rps:.0f}' for rps in base_rounds)} req/s "
+        f"(spread {100 * spread:.0f}%)"
     )
     report.line(
         f"{'':<18} cpu: gunicorn + PostgreSQL CPU time per request; queries: SQL per request "
@@ -528,7 +544,7 @@ def run(report: lib.Report, workdir: Path) -> dict:
             "log_replay_fraction": 0.1,
         },
         "baseline_rps": base["rps"],
-        "baseline_rps_by_round": base_rounds,
+        "baseline_rps_by_run": base_rounds,
         "baseline_spread": spread,
         "results": results,
         "queries": counts,

@@ -116,3 +116,48 @@ def test_the_hand_written_statements_stay_short_enough_for_psycopg_to_keep_them_
             statements[f"find ({program})"] = sql.find
     for name, sql in statements.items():
         assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH, name
+
+
+# --- the plans PostgreSQL picks for them on a clinic-sized database -----------------------
+
+
+def explain(sql: str, params) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.postgres
+def test_the_planner_prices_an_index_lookup_as_a_read_from_memory():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert float(cursor.fetchone()[0]) == 1.1
+
+
+@pytest.mark.postgres
+def test_a_session_read_looks_up_its_own_user_and_patient_only(therapist):
+    from django.contrib.auth import SESSION_KEY
+    from django.db import connection
+    from django.utils import timezone
+
+    from accounts.sessions import SessionStore, _session_query
+    from tests.factories import PatientFactory
+
+    # A clinic's worth of signed-in patients; the last has the highest user id,
+    # so a scan of the users from the start would read every one of them.
+    for patient in PatientFactory.create_batch(200, therapist=therapist):
+        store = SessionStore()
+        store[SESSION_KEY] = str(patient.user.pk)
+        store.create()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    plan = explain(_session_query(), [store.session_key, now])
+    assert "Merge" not in plan, plan
+    scans = [line for line in plan.splitlines() if "Scan" in line]
+    for table in ("accounts_user", "patients_patient"):
+        [scan] = [line for line in scans if f" on {table}" in line]
+        assert "Index Scan" in scan and "actual rows=1 " in scan, plan

@@ -112,16 +112,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-    "DATABASE_PREPARED_STATEMENTS", True
-):
-    # Parameters bound by the server, and a statement PostgreSQL has seen
-    # twice on a connection is kept parsed and planned (psycopg's prepared
-    # statements). The few queries every patient request makes then cost the
-    # database about half. Turn off behind a PgBouncer in transaction mode.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=2
-    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        # Parameters bound by the server, and a statement PostgreSQL has seen
+        # twice on a connection is kept parsed and planned (psycopg's prepared
+        # statements). The few queries every patient request makes then cost
+        # the database about half. Turn off behind a PgBouncer in transaction mode.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=2
+        )
+    if random_page_cost := env("DATABASE_RANDOM_PAGE_COST", "1.1"):
+        # The planner's default (4) prices a row looked up through an index as
+        # a read from a spinning disk. A clinic's tables are small and sit in
+        # memory, so the plans it caches for our statements scanned whole
+        # tables (every assignment, every patient) where one index lookup
+        # does (make bench-pages). 1.1 is the usual value for SSD storage.
+        # Empty: the server's own setting (a PgBouncer refuses the option
+        # unless it is in ignore_startup_parameters).
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c random_page_cost={float(random_page_cost)}"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # "I did this session" commits without waiting for the disk flush (PostgreSQL
 # asynchronous commit, for that one statement's transaction only; see

@@ -552,6 +552,14 @@ def test_smtp_transaction_matches_smtplib_on_errors(smtp):
     assert smtp.received[-1].message.get_content().replace("\r\n", "\n") == "A\n.B\n"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"", b".", b".A\r\n", b"A.B\r\n", b"A\r\n.B\r\n", b"A\r\n\r\n.", b"A\n.B", b"A. B\r\n"],
+)
+def test_the_cheap_dot_check_finds_exactly_what_dot_stuffing_would_change(data):
+    assert services._has_leading_dot(data) == bool(services._LEADING_DOT.search(data))
+
+
 # --- the lease renewal stays out of the indexes ---------------------------------------------
 
 
