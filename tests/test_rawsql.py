@@ -139,8 +139,45 @@ def test_the_planner_prices_an_index_lookup_as_a_read_from_memory():
         assert float(cursor.fetchone()[0]) == 1.1
 
 
+@pytest.mark.parametrize(
+    ("value", "options"),
+    [(None, "-c random_page_cost=1.1"), ("1.5", "-c random_page_cost=1.5"), ("", None)],
+)
+def test_the_planner_cost_can_be_set_or_left_to_the_server(value, options):
+    """DATABASE_RANDOM_PAGE_COST: 1.1 unless set; empty sends no option (PgBouncer)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: val for key, val in os.environ.items() if key != "DATABASE_RANDOM_PAGE_COST"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATABASE_URL="postgres://nobody@127.0.0.1:5432/nothing",  # settings only, no connection
+    )
+    if value is not None:
+        env["DATABASE_RANDOM_PAGE_COST"] = value
+    read = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default'].get('OPTIONS', {}).get('options'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", read],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(options)
+
+
 @pytest.mark.postgres
 def test_a_session_read_looks_up_its_own_user_and_patient_only(therapist):
+    """Every signed-in request: one index lookup each, not a scan of every patient
+    (what the planner's default random_page_cost chose here) or of the users'
+    primary key from its start (the plain join's plan on the bench database)."""
     from django.contrib.auth import SESSION_KEY
     from django.db import connection
     from django.utils import timezone
@@ -151,9 +188,10 @@ def test_a_session_read_looks_up_its_own_user_and_patient_only(therapist):
     # A clinic's worth of signed-in patients; the last has the highest user id,
     # so a scan of the users from the start would read every one of them.
     for patient in PatientFactory.create_batch(200, therapist=therapist):
-        store = SessionStore()
-        store[SESSION_KEY] = str(patient.user.pk)
-        store.create()
+        for _browser in range(3):  # signed in on a few devices over the weeks
+            store = SessionStore()
+            store[SESSION_KEY] = str(patient.user.pk)
+            store.create()
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     plan = explain(_session_query(), [store.session_key, now])
     assert "Merge" not in plan, plan

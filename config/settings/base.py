@@ -121,7 +121,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=2
         )
-    if random_page_cost := env("DATABASE_RANDOM_PAGE_COST", "1.1"):
+    if random_page_cost := os.environ.get("DATABASE_RANDOM_PAGE_COST", "1.1").strip():
         # The planner's default (4) prices a row looked up through an index as
         # a read from a spinning disk. A clinic's tables are small and sit in
         # memory, so the plans it caches for our statements scanned whole
