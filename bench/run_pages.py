@@ -478,8 +478,8 @@ def run(report: lib.Report, workdir: Path) -> dict:
 
     results = {key: combine(page_runs, beside[key]) for key, page_runs in runs.items()}
     base = results[BASELINE]
-    base_rounds = [run["rps"] for run in runs[BASELINE]]
-    spread = (max(base_rounds) - min(base_rounds)) / statistics.median(base_rounds)
+    base_runs = [run["rps"] for run in runs[BASELINE]]
+    spread = (max(base_runs) - min(base_runs)) / statistics.median(base_runs)
 
     report.line(
         f"{'page':<18} {'throughput':>14}  {'latency':>10}  {'':>12}  {'ratio':>6}  "
@@ -489,8 +489,8 @@ def run(report: lib.Report, workdir: Path) -> dict:
         report.line(line(page.label, results[page.key], base, queries_text(counts, page.key)))
     control = counts["transaction_statements"]
     report.line(
-        f"{'':<18} one-query baseline, {len(base_rounds)} runs (one before and after each "
-        f"page): {', '.join(f'{rps:.0f}' for rps in base_rounds)} req/s "
+        f"{'':<18} one-query baseline, {len(base_runs)} runs (one before and after each "
+        f"page): {', '.join(f'{rps:.0f}' for rps in base_runs)} req/s "
         f"(spread {100 * spread:.0f}%)"
     )
     report.line(
@@ -544,7 +544,7 @@ def run(report: lib.Report, workdir: Path) -> dict:
             "log_replay_fraction": 0.1,
         },
         "baseline_rps": base["rps"],
-        "baseline_rps_by_run": base_rounds,
+        "baseline_rps_by_run": base_runs,
         "baseline_spread": spread,
         "results": results,
         "queries": counts,

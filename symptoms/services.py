@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 def _local_now(patient: Patient) -> tuple[dt.datetime, dt.date]:
     now = timezone.now()
-    return now, now.astimezone(patient.tzinfo).date()
+    return now, patient_local_today(patient, now)
 
 
 # --- Sessions -------------------------------------------------------------
