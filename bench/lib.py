@@ -223,6 +223,15 @@ def server_cpu_since(pgid: int, before: tuple[float, dict[int, float]]) -> tuple
     return app - before[0], db
 
 
+def wal_position() -> int:
+    """How far PostgreSQL's write-ahead log has been written, in bytes (the whole server's)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')")
+        return int(cursor.fetchone()[0])
+
+
 def wait_until(condition, *, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while True:

@@ -319,8 +319,10 @@ def measure(
     time.sleep(0.5)  # requests in flight when the last run stopped land first
     before = SessionLog.objects.count()
     cpu_before = lib.server_cpu(server)
+    wal_before = lib.wal_position()
     result = wrk(port, page, seconds, connections, sessions_file)
     app_cpu, db_cpu = lib.server_cpu_since(server, cpu_before)
+    result["wal_bytes"] = lib.wal_position() - wal_before
     check(page, result, connections)
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["app_cpu_seconds"] = app_cpu
@@ -357,6 +359,7 @@ def combine(runs: list[dict], base_rps: list[float]) -> dict:
         "cpu_ms_per_request": 1000 * cpu / requests,
         "app_cpu_ms_per_request": 1000 * sum(r["app_cpu_seconds"] for r in runs) / requests,
         "db_cpu_ms_per_request": 1000 * sum(r["db_cpu_seconds"] for r in runs) / requests,
+        "wal_bytes_per_request": sum(run["wal_bytes"] for run in runs) / requests,
     }
     for key in ("fresh_keys", "replayed_keys", "sessions_created"):
         if key in runs[0]:
@@ -497,6 +500,10 @@ def run(report: lib.Report, workdir: Path) -> dict:
         f"{'':<18} cpu: gunicorn + PostgreSQL CPU time per request; queries: SQL per request "
         f"(test client), BEGIN/COMMIT not counted (today +{control['get /today/']}, "
         f"log POST +{control['post /log/']})"
+    )
+    report.line(
+        f"{'':<18} WAL (PostgreSQL's write-ahead log, everything the server wrote) per log "
+        f"POST: {results['log_post']['wal_bytes_per_request']:,.0f} B"
     )
     html = weight["requests"][0]
     report.line(

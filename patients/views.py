@@ -8,7 +8,6 @@ or form) gets only the page's ``main`` fragment.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from functools import wraps
 
@@ -26,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.ids import uuid7
 from patients import services
 from patients.forms_patient import PasswordSignInForm, PatientSettingsForm, SignInLinkForm
 from patients.models import Patient
@@ -90,8 +90,12 @@ def safe_next(request: HttpRequest, candidate: str | None) -> str:
 
 
 def session_log_form(source: str = SessionSource.APP) -> SessionLogForm:
-    """A fresh log form; its key is new each time the form is shown."""
-    return SessionLogForm(initial={"idempotency_key": uuid.uuid4(), "source": source})
+    """A fresh log form; its key is new each time the form is shown.
+
+    Time-ordered (accounts.ids), so the session it logs goes in at the end
+    of the (patient, key) index.
+    """
+    return SessionLogForm(initial={"idempotency_key": uuid7(), "source": source})
 
 
 # --- Home, signing in and out ---------------------------------------------

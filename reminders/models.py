@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import uuid
-
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from accounts.ids import uuid7
 from patients.models import Assignment, Patient
 
 
@@ -43,7 +42,8 @@ class ReminderSlot(models.Model):
 
     SkipReason = SkipReason
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Time-ordered (accounts.ids): a day of slots for every patient goes in at once.
+    public_id = models.UUIDField(default=uuid7, unique=True, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="reminder_slots")
     assignment = models.ForeignKey(
         Assignment, on_delete=models.CASCADE, related_name="reminder_slots"

@@ -57,6 +57,7 @@ from django.db import (
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.ids import uuid7
 from patients.models import Assignment, Patient
 from patients.services import patient_update
 from patients.zones import zone_named
@@ -336,7 +337,7 @@ def _insert_planned(rows: list[tuple], *, now: dt.datetime) -> None:
                 cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
             ):
                 for row in rows:
-                    copy.write_row((*row, uuid.uuid4(), *fixed))
+                    copy.write_row((*row, uuid7(), *fixed))
             return
         except IntegrityError:
             logger.warning("Planning found %d slot(s) already there; skipping them.", len(rows))

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from accounts.ids import uuid7
 from patients.models import Assignment, Patient
 from programs.phases import Phase
 
@@ -37,7 +38,8 @@ class SessionSource(models.TextChoices):
 class SessionLog(models.Model):
     """One exercise session a patient did, on their own local date."""
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Time-ordered (accounts.ids): the most written table's unique key.
+    public_id = models.UUIDField(default=uuid7, unique=True, editable=False)
     # No index of its own: the unique (patient, key) and (patient, day) indexes
     # both start with it, and each index costs every session logged.
     patient = models.ForeignKey(

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import rawsql
+from accounts.ids import uuid7
 from accounts.models import User
 from patients.models import Assignment, Patient, PhaseChange
 from patients.services import patient_local_today
@@ -280,7 +281,7 @@ def session_log(
     if source not in _SOURCES:
         source = SessionSource.APP
     now, local_date = _local_now(patient)
-    public_id = uuid.uuid4()
+    public_id = uuid7()
     params = {
         "public_id": _uuid_param(public_id),
         "key": _uuid_param(idempotency_key),

@@ -33,17 +33,23 @@ function init(args)
     end
   end
   math.randomseed(os.time() * 1000 + (thread_number or 0))
-  prefix = string.format("%04x%04x", math.random(0, 0xffff), math.random(0, 0xffff))
+  -- Milliseconds for the keys' time field: this run's start, plus one per key.
+  started_ms = os.time() * 1000
   counter = 0
   fresh = 0
   replays = 0
 end
 
 local function new_key()
-  -- A UUID4-shaped key, unique per thread and run: random prefix + counter.
+  -- Shaped like the keys the log form carries (accounts/ids.py: a version 7
+  -- UUID): the time in ms first, so each patient's keys come in order, then
+  -- random bits. The time is this run's start plus one ms per key, so keys
+  -- stay distinct and ordered whatever the clock's resolution.
+  local ms = started_ms + counter
   return string.format(
-    "%s-%04x-4%03x-a%03x-%012x",
-    prefix, thread_number or 0, math.random(0, 0xfff), math.random(0, 0xfff), counter
+    "%08x-%04x-7%03x-%04x-%06x%06x",
+    math.floor(ms / 65536), ms % 65536, math.random(0, 0xfff),
+    0x8000 + math.random(0, 0x3fff), math.random(0, 0xffffff), math.random(0, 0xffffff)
   )
 end
 
