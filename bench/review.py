@@ -18,6 +18,10 @@
    - the clinic-wide 30-day CSV export (about 300,000 lines, streamed),
    each against a baseline timed in the same run, interleaved with it: one
    indexed query on the same tables returning comparable data.
+   Then the WAL (PostgreSQL's write-ahead log) a patient's tap writes into
+   these 4 million sessions just after a checkpoint, when every index page
+   it touches is written whole: with the time-ordered ids the app uses
+   (accounts/ids.py), against the same taps with random (version 4) ids.
 3. Prints one line per measurement: name, median ms, baseline median ms,
    ratio. The database is dropped at the end unless BENCH_KEEP_DB=1 (then a
    second run can skip generation with BENCH_REUSE_DB=1).
@@ -91,6 +95,31 @@ def interleaved(page, baseline, repeat: int) -> tuple[float, float]:
         pages += timed(page, 1)
         baselines += timed(baseline, 1)
     return statistics.median(pages), statistics.median(baselines)
+
+
+def wal_per_tap(patients, *, random_ids: bool) -> float:
+    """WAL bytes per ``session_log`` call, for each of ``patients``, just after a CHECKPOINT.
+
+    ``random_ids``: the session's public id and the form's key random
+    (version 4), as they were before accounts/ids.py; the baseline.
+    """
+    import uuid
+    from unittest import mock
+
+    from django.db import connection
+
+    from accounts.ids import uuid7
+    from bench.lib import wal_position
+    from symptoms import services
+
+    new_id = uuid.uuid4 if random_ids else uuid7
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+    before = wal_position()
+    with mock.patch.object(services, "uuid7", new_id):  # the id the service makes
+        for patient in patients:
+            services.session_log(patient=patient, idempotency_key=new_id())  # the form's key
+    return (wal_position() - before) / len(patients)
 
 
 def main() -> int:
@@ -264,6 +293,16 @@ def main() -> int:
                 *interleaved(export_csv, export_baseline, EXPORT_REPEAT),
             )
         )
+
+        # Taps by 1,000 patients at a time, alternating time-ordered and random ids.
+        tappers = list(Patient.objects.order_by("?")[:4000])
+        ordered, random_ = [], []
+        for number in range(4):
+            batch = tappers[number * 1000 : (number + 1) * 1000]
+            (random_ if number % 2 else ordered).append(
+                wal_per_tap(batch, random_ids=bool(number % 2))
+            )
+        wal = (statistics.median(ordered), statistics.median(random_))
     finally:
         if os.environ.get("BENCH_KEEP_DB") != "1":
             drop_database()
@@ -275,6 +314,11 @@ def main() -> int:
     print(
         f"({REPEAT} runs per page, {EXPORT_REPEAT} per export, medians; baseline: one indexed "
         "query on symptoms_dailyadherence for the same patients and days)"
+    )
+    print(
+        f"WAL per tap just after a checkpoint: {wal[0] / 1024:.1f} KB with time-ordered ids, "
+        f"{wal[1] / 1024:.1f} KB with random ones ({wal[0] / wal[1]:.2f}x; 2 x 1,000 taps each, "
+        "alternated, medians)"
     )
     return 0
 
