@@ -140,6 +140,13 @@ class Session(AbstractBaseSession):
     user = models.ForeignKey(
         "accounts.User", on_delete=models.CASCADE, null=True, blank=True, related_name="sessions"
     )
+    # What Django checks a signed-in session against on every request, kept
+    # beside the data (which holds the same values, signed) so that a
+    # statement can check it too (accounts.sessions.verified_session_sql):
+    # the backend that signed the user in, and the HMAC of their password
+    # hash at sign-in. Empty for a session that signs no one in.
+    auth_backend = models.CharField(max_length=255, blank=True, default="")
+    auth_hash = models.CharField(max_length=128, blank=True, default="")
 
     class Meta(AbstractBaseSession.Meta):
         db_table = "accounts_session"

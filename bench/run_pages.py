@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bench import lib
 
@@ -148,6 +148,15 @@ def sign_in(port: int, user) -> dict[str, str]:
     return {"sessionid": cookies["sessionid"], "csrftoken": cookies["csrftoken"]}
 
 
+def log_form_zone(port: int, cookies: dict[str, str]) -> str:
+    """The zone the log form carries for this patient (posted back with each tap)."""
+    page = fetch(port, "GET", "/log/", cookies=cookies)
+    match = re.search(rb'name="zone" value="([^"]+)"', page.body)
+    if page.status != 200 or match is None:
+        raise RuntimeError(f"The log form answered {page.status}, without its zone.")
+    return match.group(1).decode()
+
+
 # --- query counts, in process -------------------------------------------------------------
 
 
@@ -186,14 +195,14 @@ def query_counts(short, long) -> dict:
         client = Client(SERVER_NAME="127.0.0.1")
         client.force_login(subject.user)
         client.get("/today/")  # warm: the session row exists and is renewed from now on
-        key = str(uuid.uuid4())
-        client.post("/log/", {"idempotency_key": str(uuid.uuid4()), "source": "app"})
+        # The log form as the page renders it, with a fresh key each time.
+        form = {"source": "app", "zone": client.get("/log/").context["form"].initial["zone"]}
+        client.post("/log/", {**form, "idempotency_key": str(uuid.uuid4())})
         results.setdefault("today", {})[label] = count(client, "get", "/today/", status=200)
-        results.setdefault("log_post", {})[label] = count(
-            client, "post", "/log/", {"idempotency_key": key, "source": "app"}, status=302
-        )
+        form["idempotency_key"] = str(uuid.uuid4())
+        results.setdefault("log_post", {})[label] = count(client, "post", "/log/", form, status=302)
         results.setdefault("log_post_replay", {})[label] = count(
-            client, "post", "/log/", {"idempotency_key": key, "source": "app"}, status=302
+            client, "post", "/log/", form, status=302
         )
     results["history_days"] = {"short": short.history_days, "long": long.history_days}
     results["transaction_statements"] = control
@@ -441,11 +450,12 @@ def run(report: lib.Report, workdir: Path) -> dict:
         lines = []
         for subject in patients:
             cookies = sign_in(port, subject.user)
-            lines.append(f"{cookies['sessionid']} {cookies['csrftoken']}\n")
+            zone = quote(log_form_zone(port, cookies), safe="")
+            lines.append(f"{cookies['sessionid']} {cookies['csrftoken']} {zone}\n")
             bar.update(1)
         bar.close()
         sessions_file.write_text("".join(lines))
-        first = dict(zip(("sessionid", "csrftoken"), lines[0].split(), strict=True))
+        first = dict(zip(("sessionid", "csrftoken"), lines[0].split()[:2], strict=True))
         weight = page_weight(port, first)
 
         with lib.step(f"warm-up: wrk {WARMUP_SECONDS} s on each page"):

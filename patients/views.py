@@ -89,13 +89,15 @@ def safe_next(request: HttpRequest, candidate: str | None) -> str:
     return ""
 
 
-def session_log_form(source: str = SessionSource.APP) -> SessionLogForm:
-    """A fresh log form; its key is new each time the form is shown.
+def session_log_form(patient: Patient, source: str = SessionSource.APP) -> SessionLogForm:
+    """A fresh log form for ``patient``; its key is new each time the form is shown.
 
     Time-ordered (accounts.ids), so the session it logs goes in at the end
     of the (patient, key) index.
     """
-    return SessionLogForm(initial={"idempotency_key": uuid7(), "source": source})
+    return SessionLogForm(
+        initial={"idempotency_key": uuid7(), "source": source, "zone": patient.timezone}
+    )
 
 
 # --- Home, signing in and out ---------------------------------------------
@@ -260,7 +262,7 @@ def today(request: HttpRequest) -> HttpResponse:
 def guided(request: HttpRequest) -> HttpResponse:
     """One exercise at a time with a hold countdown (guided.js); without JS, the steps."""
     context = _today_context(request.patient)
-    context["form"] = session_log_form(SessionSource.GUIDED)
+    context["form"] = session_log_form(request.patient, SessionSource.GUIDED)
     return render_page(request, "patients/guided.html", context)
 
 

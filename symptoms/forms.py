@@ -41,6 +41,11 @@ class SessionLogForm(forms.Form):
     source = forms.ChoiceField(
         choices=SessionSource.choices, required=False, widget=forms.HiddenInput
     )
+    # The patient's time zone when the form was made: with it the tap can be
+    # logged in one statement (symptoms.services.session_log_signed_in), which
+    # checks it is still theirs. Without it, or if it changed, the log takes
+    # the usual way; it never decides anything by itself.
+    zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 _SOURCES_OR_NONE = frozenset((*SessionSource.values, ""))

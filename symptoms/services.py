@@ -27,9 +27,10 @@ from django.utils.translation import gettext as _
 from accounts import rawsql
 from accounts.ids import uuid7
 from accounts.models import User
+from accounts.sessions import verified_session_params, verified_session_sql, verified_session_width
 from patients.models import Assignment, Patient, PhaseChange
 from patients.services import patient_local_today
-from patients.zones import LocalToday
+from patients.zones import LocalToday, zone_named
 from programs.models import PrescribedExercise, TemplatePhase
 from programs.phases import Phase
 from symptoms import adherence, alerts
@@ -142,7 +143,7 @@ _SESSION_INSERT_SQL = """
                      WHERE tp.template_id = a.template_id AND tp.phase = a.current_phase), 0),
            %(source)s, %(key)s, %(now)s
     FROM ({one}) one LEFT JOIN {assignment} a ON {program}
-    WHERE TRUE
+    WHERE {guard}
     ON CONFLICT (patient_id, idempotency_key) DO NOTHING
     RETURNING TRUE AS created, {returning}
 """
@@ -202,6 +203,18 @@ _SESSION_LOG_PG_SQL = """
       AND NOT EXISTS (SELECT 1 FROM logged)
 """
 
+# The same with the patient taken from the browser's session, checked in the
+# statement (accounts.sessions.verified_session_sql) as ``who``. One row:
+# who's columns, then the new session's (created, *columns), NULL for a
+# replay, whose row is then read by ``find``. No row if the session signs in
+# no such patient: nothing was written. %(patient)s is who's patient.
+_SESSION_LOG_SIGNED_IN_PG_SQL = """
+    WITH who AS MATERIALIZED ({who}), logged AS ({session}), bumped AS ({bump}),
+         rolled AS ({rollup})
+    SELECT who.*, logged.* FROM who LEFT JOIN logged ON TRUE
+"""
+_WHO_PATIENT = "(SELECT patient_id FROM who)"
+
 _SESSION_FIND_SQL = """
     SELECT FALSE, {found_columns} FROM {session_table} s
     WHERE s.patient_id = %(patient)s AND s.idempotency_key = %(key)s
@@ -217,7 +230,10 @@ class _SessionLogSQL:
 
 
 @functools.cache
-def _session_log_sql(vendor: str, program: str, async_commit: bool = False) -> _SessionLogSQL:
+def _session_log_sql(
+    vendor: str, program: str, async_commit: bool = False, signed_in: bool = False
+) -> _SessionLogSQL:
+    """The statements of a log; ``signed_in``: the patient is the session's (PostgreSQL)."""
     tables = _tables()
     quote = connection.ops.quote_name
     fields = SessionLog._meta.concrete_fields
@@ -226,6 +242,7 @@ def _session_log_sql(vendor: str, program: str, async_commit: bool = False) -> _
         program=_PROGRAM_JOINS[program],
         returning=returning,
         one=_ONE_ROW_ASYNC_COMMIT if async_commit else _ONE_ROW,
+        guard="EXISTS (SELECT 1 FROM who)" if signed_in else "TRUE",
         **tables,
     )
     prescription = _PRESCRIPTION_SQL.format(**tables)
@@ -244,15 +261,22 @@ def _session_log_sql(vendor: str, program: str, async_commit: bool = False) -> _
         )
         add_found = _ROLLUP_ONE_MORE_SQL.format(reps="s.reps_done", at="%(now)s")
         bump = _ROLLUP_UPDATE_SQL.format(one_more=add_found, **tables)
-        log = _SESSION_LOG_PG_SQL.format(
-            session=session,
-            bump=bump,
-            rollup=rollup,
-            logged_columns=rawsql.Columns.of(SessionLog, "logged").sql,
-            found_columns=found.sql,
-            session_table=tables["session"],
-        )
+        parts = {
+            "session": session,
+            "bump": bump,
+            "rollup": rollup,
+            "logged_columns": rawsql.Columns.of(SessionLog, "logged").sql,
+            "found_columns": found.sql,
+            "session_table": tables["session"],
+        }
+        if signed_in:
+            log = _SESSION_LOG_SIGNED_IN_PG_SQL.format(who=verified_session_sql(), **parts)
+            log = log.replace("%(patient)s", _WHO_PATIENT)
+        else:
+            log = _SESSION_LOG_PG_SQL.format(**parts)
         return _SessionLogSQL(log=rawsql.compact(log), rollup=None, find=find, columns=found)
+    if signed_in:
+        raise ValueError("A log with the session's own check is PostgreSQL's alone.")
     rollup = _ROLLUP_ADD_SESSION_SQL.format(
         source="(SELECT %(reps)s AS reps_done)",
         prescription=prescription,
@@ -319,6 +343,63 @@ def session_log(
     session = sql.columns.load(row, 1)
     session.patient = patient  # the same row: no query when it is used
     return session, bool(row[0])
+
+
+def session_log_signed_in(
+    *,
+    session_key: str,
+    zone: str,
+    idempotency_key: uuid.UUID,
+    source: str = SessionSource.APP,
+) -> tuple[SessionLog, bool, tuple] | None:
+    """``session_log`` for the patient the browser session ``session_key`` signs
+    in, found and checked in the log's own statement: a tap in one round trip
+    (PostgreSQL; None elsewhere).
+
+    The statement logs only if Django would accept the session now (not
+    expired, the user active, the same backend and password as at sign-in:
+    accounts.sessions.verified_session_sql), the user is a patient, and their
+    time zone is ``zone``, the one the log form was made for: the day the
+    session counts on is worked out from it beforehand. Otherwise it writes
+    nothing and this returns None, and the caller goes the usual way (the
+    session read, then ``session_log``). Returns (session, created, the
+    session's row for ``SessionStore.adopt``), the program being the active one.
+
+    As the first statement of a request it is run as its own health check
+    (rawsql.fetch_one_first): if the kept connection turns out dead it runs
+    once more, which the key makes harmless.
+    """
+    if connection.vendor != "postgresql" or len(zone) > 64:
+        return None
+    try:
+        zone_info = zone_named(zone)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+    if source not in _SOURCES:
+        source = SessionSource.APP
+    now = timezone.now()
+    params = {
+        "public_id": _uuid_param(uuid7()),
+        "key": _uuid_param(idempotency_key),
+        "local_date": connection.ops.adapt_datefield_value(now.astimezone(zone_info).date()),
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "source": source,
+        "no_phase": Phase.ACUTE,
+        "active": Assignment.Status.ACTIVE,
+        "ended": PhaseChange.Kind.ENDED,
+        **verified_session_params(session_key, zone),
+    }
+    sql = _session_log_sql(connection.vendor, "current", _async_commit(), signed_in=True)
+    row = rawsql.fetch_one_first(sql.log, params)
+    if row is None:
+        return None
+    width = verified_session_width()
+    signed_in, row = row[:width], row[width:]
+    if row[0] is None:
+        # A replay whose row the statement could not see (see session_log).
+        params["patient"] = signed_in[-1]
+        row = rawsql.fetch_one(sql.find, params)
+    return sql.columns.load(row, 1), bool(row[0]), signed_in
 
 
 def _async_commit() -> bool:

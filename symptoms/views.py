@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from patients.selectors import patient_current_assignment
+from patients.selectors import patient_current_assignment, patient_for_user
 from patients.services import patient_local_today
 from patients.views import patient_required, render_page, session_log_form
 from symptoms import charts, services
@@ -38,15 +38,55 @@ def _own_session(request: HttpRequest, public_id):
 
 
 @require_http_methods(["GET", "POST"])
-@patient_required
 def log_session(request: HttpRequest) -> HttpResponse:
     """One tap: "I did this session". Reminder emails link here (``?source=email``).
 
     A replay of the same form (double tap, resubmission, retried request)
     finds the session it already made and goes on to the same next page.
     The POST is the patient's most frequent write: the service reads the
-    active program and updates the day's rollup in the INSERT itself.
+    active program and updates the day's rollup in the INSERT itself, and on
+    PostgreSQL it checks the browser's session in that statement too.
     """
+    if request.method == "POST":
+        response = _log_signed_in(request)
+        if response is not None:
+            return response
+    return _log_session(request)
+
+
+def _log_signed_in(request: HttpRequest) -> HttpResponse | None:
+    """The tap as one statement: the session checked and the session logged.
+
+    None when that cannot be done (no session cookie, a form without its
+    zone, not PostgreSQL) or the statement did not find the session signing
+    in a patient in that zone (expired, signed out, a changed password,
+    staff...). It wrote nothing then, and the view goes the usual way, where
+    Django's own checks decide what the browser gets.
+    """
+    zone = request.POST.get("zone")
+    session_key = request.session.session_key
+    values = session_log_values(request.POST)
+    if not zone or session_key is None or values is None:
+        return None
+    key, source = values
+    logged = services.session_log_signed_in(
+        session_key=session_key, zone=zone, idempotency_key=key, source=source or SessionSource.APP
+    )
+    if logged is None:
+        return None
+    session, _created, signed_in = logged
+    request.session.adopt(signed_in)  # Django checks it again, with no query
+    patient = patient_for_user(request.user)
+    if patient is None or patient.pk != session.patient_id:
+        # The statement checks what Django checks; they can only disagree if
+        # the session row was changed behind Django's back.
+        raise RuntimeError("The session log's own session check disagreed with Django's.")
+    request.patient = patient
+    return redirect("patients:log_pain", public_id=session.public_id)
+
+
+@patient_required
+def _log_session(request: HttpRequest) -> HttpResponse:
     patient = request.patient
     if request.method == "POST":
         values = session_log_values(request.POST)
@@ -62,7 +102,7 @@ def log_session(request: HttpRequest) -> HttpResponse:
             return redirect("patients:log_pain", public_id=session.public_id)
     else:
         source = SessionSource.EMAIL if request.GET.get("source") == "email" else SessionSource.APP
-        form = session_log_form(source)
+        form = session_log_form(patient, source)
     today = patient_local_today(patient)
     assignment = patient_current_assignment(patient)
     return render_page(

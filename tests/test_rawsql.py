@@ -114,6 +114,9 @@ def test_the_hand_written_statements_stay_short_enough_for_psycopg_to_keep_them_
             sql = _session_log_sql("postgresql", program, async_commit)
             statements[f"log ({program}, async commit {async_commit})"] = sql.log
         statements[f"find ({program})"] = sql.find  # the same with either commit
+    for async_commit in (False, True):
+        sql = _session_log_sql("postgresql", "current", async_commit, signed_in=True)
+        statements[f"log with the session's check (async commit {async_commit})"] = sql.log
     for name, sql in statements.items():
         assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH, name
 

@@ -16,7 +16,7 @@ def test_the_busiest_tables_and_the_log_form_use_them(therapist, extension_templ
         patient=patient, template=extension_template, assigned_by=therapist, phase="acute"
     )
     patient.refresh_from_db()
-    form = session_log_form()
+    form = session_log_form(patient)
     key = form.initial["idempotency_key"]
     assert key.version == 7
     session, created = session_log(patient=patient, idempotency_key=key)

@@ -8,7 +8,8 @@
 --              idempotency key each time, except REPLAY_FRACTION of the
 --              requests, which repeat that patient's last key (a double tap).
 --
--- SESSIONS_FILE has one line per patient: "<sessionid> <csrftoken>".
+-- SESSIONS_FILE has one line per patient: "<sessionid> <csrftoken> [<zone>]",
+-- the zone as the log form carries it (URL-encoded), posted with each tap.
 -- done() prints one line, "BENCHJSON {...}", with the counts and the
 -- latency percentiles in microseconds.
 
@@ -26,9 +27,9 @@ function init(args)
   sessions = {}
   if sessions_file and sessions_file ~= "" and sessions_file ~= "-" then
     for line in io.lines(sessions_file) do
-      local sid, csrf = line:match("^(%S+)%s+(%S+)$")
+      local sid, csrf, zone = line:match("^(%S+)%s+(%S+)%s*(%S*)$")
       if sid then
-        table.insert(sessions, { sid = sid, csrf = csrf, last = nil })
+        table.insert(sessions, { sid = sid, csrf = csrf, zone = zone, last = nil })
       end
     end
   end
@@ -74,7 +75,11 @@ function request()
   end
   headers["Content-Type"] = "application/x-www-form-urlencoded"
   headers["X-CSRFToken"] = s.csrf
-  return wrk.format("POST", nil, headers, "idempotency_key=" .. key .. "&source=app")
+  local body = "idempotency_key=" .. key .. "&source=app"
+  if s.zone ~= "" then
+    body = body .. "&zone=" .. s.zone
+  end
+  return wrk.format("POST", nil, headers, body)
 end
 
 function done(summary, latency, requests)
