@@ -148,12 +148,11 @@ def sign_in(port: int, user) -> dict[str, str]:
     return {"sessionid": cookies["sessionid"], "csrftoken": cookies["csrftoken"]}
 
 
-def log_form_zone(port: int, cookies: dict[str, str]) -> str:
-    """The zone the log form carries for this patient (posted back with each tap)."""
-    page = fetch(port, "GET", "/log/", cookies=cookies)
-    match = re.search(rb'name="zone" value="([^"]+)"', page.body)
-    if page.status != 200 or match is None:
-        raise RuntimeError(f"The log form answered {page.status}, without its zone.")
+def log_form_zone(status: int, body: bytes) -> str:
+    """The zone the log form page carries (posted back with each tap)."""
+    match = re.search(rb'name="zone" value="([^"]+)"', body)
+    if status != 200 or match is None:
+        raise RuntimeError(f"The log form answered {status}, without its zone.")
     return match.group(1).decode()
 
 
@@ -196,7 +195,8 @@ def query_counts(short, long) -> dict:
         client.force_login(subject.user)
         client.get("/today/")  # warm: the session row exists and is renewed from now on
         # The log form as the page renders it, with a fresh key each time.
-        form = {"source": "app", "zone": client.get("/log/").context["form"].initial["zone"]}
+        page = client.get("/log/")
+        form = {"source": "app", "zone": log_form_zone(page.status_code, page.content)}
         client.post("/log/", {**form, "idempotency_key": str(uuid.uuid4())})
         results.setdefault("today", {})[label] = count(client, "get", "/today/", status=200)
         form["idempotency_key"] = str(uuid.uuid4())
@@ -450,7 +450,8 @@ def run(report: lib.Report, workdir: Path) -> dict:
         lines = []
         for subject in patients:
             cookies = sign_in(port, subject.user)
-            zone = quote(log_form_zone(port, cookies), safe="")
+            page = fetch(port, "GET", "/log/", cookies=cookies)
+            zone = quote(log_form_zone(page.status, page.body), safe="")
             lines.append(f"{cookies['sessionid']} {cookies['csrftoken']} {zone}\n")
             bar.update(1)
         bar.close()
