@@ -21,6 +21,7 @@ TOKENS_LOCK = threading.Lock()
 LOGGED: set[str] = set()
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+ZONE = re.compile(r'name="zone" value="([^"]+)"')
 PAIN_URL = re.compile(r"^/log/[0-9a-f-]{36}/pain/$")
 RESULT_URL = re.compile(r"^/log/[0-9a-f-]{36}/$")
 WAIT = [float(x) for x in os.environ.get("LOADTEST_WAIT", "0.5-1.5").split("-")]
@@ -83,6 +84,7 @@ class Patient(HttpUser):
             "csrfmiddlewaretoken": field(CSRF, form.text),
             "idempotency_key": field(KEY, form.text),
             "source": "app",
+            "zone": field(ZONE, form.text),  # the form as a browser sends it
         }
         with self.client.post(
             "/log/", data, name="/log/ POST", allow_redirects=False, catch_response=True

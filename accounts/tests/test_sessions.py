@@ -133,3 +133,40 @@ def test_a_session_without_a_cookie_reads_nothing(patient):
         assert store_class()().load() == {}
         assert store_class()("short").load() == {}  # not a well-formed key
     assert len(captured) == 0
+
+
+# --- Decoding: each stored string's signature checked once per worker ------------------------
+
+
+def test_decoded_data_is_the_sessions_own_and_never_shared_between_requests(patient):
+    store = signed_in_store(patient.user)
+    stored = Session.objects.get(session_key=store.session_key).session_data
+    first = store_class()().decode(stored)
+    first["_auth_user_id"] = "someone else"
+    first["added"] = [1]
+    again = store_class()().decode(stored)
+    assert again == {"_auth_user_id": str(patient.user.pk)}
+
+
+def test_tampered_session_data_still_reads_as_empty(patient, caplog):
+    store = signed_in_store(patient.user)
+    stored = Session.objects.get(session_key=store.session_key).session_data
+    assert store_class()().decode(stored)  # good, and now remembered
+    tampered = stored[:-2] + ("AA" if not stored.endswith("AA") else "BB")
+    with caplog.at_level("WARNING", logger="django.security.SuspiciousSession"):
+        assert store_class()().decode(tampered) == {}
+        assert store_class()().decode(tampered) == {}  # a failure is not remembered
+    assert [r.getMessage() for r in caplog.records].count("Session data corrupted") == 2
+
+
+def test_data_checked_under_one_secret_is_checked_again_under_another(patient):
+    store = signed_in_store(patient.user)
+    stored = Session.objects.get(session_key=store.session_key).session_data
+    assert store_class()().decode(stored)
+    with override_settings(SECRET_KEY="a different secret for this test " * 2):
+        assert store_class()().decode(stored) == {}  # signed with the old one
+    old = settings.SECRET_KEY
+    with override_settings(
+        SECRET_KEY="a different secret for this test " * 2, SECRET_KEY_FALLBACKS=[old]
+    ):
+        assert store_class()().decode(stored) == {"_auth_user_id": str(patient.user.pk)}
