@@ -287,6 +287,20 @@ def _session_log_sql(
     return _SessionLogSQL(log=session, rollup=rollup, find=find, columns=found)
 
 
+def _log_params(now: dt.datetime, local_date: dt.date, key: uuid.UUID, source: str) -> dict:
+    """The parameters every log statement takes, but the patient."""
+    return {
+        "public_id": _uuid_param(uuid7()),
+        "key": _uuid_param(key),
+        "local_date": connection.ops.adapt_datefield_value(local_date),
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "source": source if source in _SOURCES else SessionSource.APP,
+        "no_phase": Phase.ACUTE,  # a session without a program still needs a valid phase
+        "active": Assignment.Status.ACTIVE,
+        "ended": PhaseChange.Kind.ENDED,
+    }
+
+
 def session_log(
     *,
     patient: Patient,
@@ -302,21 +316,9 @@ def session_log(
     in the INSERT itself), or a given one, or None for no program. The
     session keeps a snapshot of its phase, sessions/day and reps.
     """
-    if source not in _SOURCES:
-        source = SessionSource.APP
     now, local_date = _local_now(patient)
-    public_id = uuid7()
-    params = {
-        "public_id": _uuid_param(public_id),
-        "key": _uuid_param(idempotency_key),
-        "patient": patient.pk,
-        "local_date": connection.ops.adapt_datefield_value(local_date),
-        "now": connection.ops.adapt_datetimefield_value(now),
-        "source": source,
-        "no_phase": Phase.ACUTE,  # a session without a program still needs a valid phase
-        "active": Assignment.Status.ACTIVE,
-        "ended": PhaseChange.Kind.ENDED,
-    }
+    params = _log_params(now, local_date, idempotency_key, source)
+    params["patient"] = patient.pk
     if assignment is CURRENT_PROGRAM:
         program = "current"
     elif assignment is None:
@@ -375,20 +377,9 @@ def session_log_signed_in(
         zone_info = zone_named(zone)
     except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
         return None
-    if source not in _SOURCES:
-        source = SessionSource.APP
     now = timezone.now()
-    params = {
-        "public_id": _uuid_param(uuid7()),
-        "key": _uuid_param(idempotency_key),
-        "local_date": connection.ops.adapt_datefield_value(now.astimezone(zone_info).date()),
-        "now": connection.ops.adapt_datetimefield_value(now),
-        "source": source,
-        "no_phase": Phase.ACUTE,
-        "active": Assignment.Status.ACTIVE,
-        "ended": PhaseChange.Kind.ENDED,
-        **verified_session_params(session_key, zone),
-    }
+    params = _log_params(now, now.astimezone(zone_info).date(), idempotency_key, source)
+    params.update(verified_session_params(session_key, zone))
     sql = _session_log_sql(connection.vendor, "current", _async_commit(), signed_in=True)
     row = rawsql.fetch_one_first(sql.log, params)
     if row is None:
