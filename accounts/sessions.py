@@ -118,7 +118,6 @@ class SessionStore(db.SessionStore):
     def adopt(self, row) -> None:
         """Take the session a statement read (``verified_session_sql``'s columns)
         as this request's, as if ``load()`` had read it: no query."""
-        _loaded_user.set(None)
         self._session_cache = self._take(row)
 
     def create_model_instance(self, data):
@@ -203,21 +202,17 @@ def verified_session_sql() -> str:
     ``verified_session_params()``.
     """
     from accounts.backends import user_columns
-    from accounts.models import Session
 
     users, patients = user_columns()
     return rawsql.compact(
         f"""
         SELECT s.session_data, {users.sql}, {patients.sql}, p.id AS patient_id
-        FROM {rawsql.table(Session)} s
-        JOIN LATERAL (SELECT * FROM {rawsql.table(users.model)}
-                      WHERE id = s.user_id OFFSET 0) u ON TRUE
-        JOIN {rawsql.table(patients.model)} p ON p.user_id = u.id
+        {_from_session(inner=True)}
         WHERE s.session_key = %(session_key)s AND s.expire_date > %(session_now)s
           AND u.is_active AND p.timezone = %(zone)s
           AND s.auth_backend = ANY(%(auth_backends)s)
           AND s.auth_hash = {session_auth_hash_sql("u.password")}
-        """  # noqa: S608 (names from model metadata; values are parameters)
+        """
     )
 
 
@@ -233,6 +228,7 @@ def verified_session_params(session_key: str, zone: str) -> dict:
     }
 
 
+@functools.cache
 def verified_session_width() -> int:
     """How many columns verified_session_sql() selects."""
     from accounts.backends import user_columns
@@ -245,9 +241,23 @@ def verified_session_width() -> int:
 def _session_query() -> str:
     """session_data, then the user's and the patient's columns."""
     from accounts.backends import user_columns
+
+    users, patients = user_columns()
+    return (
+        f"SELECT s.session_data, {users.sql}, {patients.sql} "
+        f"{_from_session(inner=False)} "
+        "WHERE s.session_key = %s AND s.expire_date > %s"
+    )
+
+
+def _from_session(*, inner: bool) -> str:
+    """FROM the session ``s``, its user ``u`` and their patient profile ``p``;
+    LEFT JOINs unless ``inner`` (then only a session with both)."""
+    from accounts.backends import user_columns
     from accounts.models import Session
 
     users, patients = user_columns()
+    join = "JOIN" if inner else "LEFT JOIN"
     user_table = rawsql.table(users.model)
     if connection.vendor == "postgresql":
         # The user looked up by the session's user_id (LATERAL ... OFFSET 0: a
@@ -256,14 +266,12 @@ def _session_query() -> str:
         # was a merge join reading the users' primary key from its start:
         # every user below this one, on every request.
         user_join = (
-            f"LEFT JOIN LATERAL (SELECT * FROM {user_table} "  # noqa: S608
+            f"{join} LATERAL (SELECT * FROM {user_table} "  # noqa: S608
             "WHERE id = s.user_id OFFSET 0) u ON TRUE"
         )
     else:
-        user_join = f"LEFT JOIN {user_table} u ON u.id = s.user_id"
+        user_join = f"{join} {user_table} u ON u.id = s.user_id"
     return (
-        f"SELECT s.session_data, {users.sql}, {patients.sql} "  # noqa: S608 (names from model metadata; values are parameters)
-        f"FROM {rawsql.table(Session)} s {user_join} "
-        f"LEFT JOIN {rawsql.table(patients.model)} p ON p.user_id = u.id "
-        "WHERE s.session_key = %s AND s.expire_date > %s"
+        f"FROM {rawsql.table(Session)} s {user_join} "  # (names from model metadata)
+        f"{join} {rawsql.table(patients.model)} p ON p.user_id = u.id"
     )
